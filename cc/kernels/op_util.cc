@@ -1,0 +1,57 @@
+#include "cc/kernels/op_util.h"
+
+#include "absl/strings/str_cat.h"
+#include "tensorflow/core/framework/device_base.h"
+#include "tensorflow/core/platform/threadpool.h"
+#include "xla/stream_executor/stream.h"
+
+namespace tfkaf {
+
+absl::Status NormalizeAxis(int axis, int rank, int* normalized) {
+  if (rank < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "x must have rank >= 1 (a channel axis is needed), got rank ", rank));
+  }
+  if (axis < -rank || axis >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("axis ", axis, " is out of range for x of rank ", rank,
+                     " (expected ", -rank, " <= axis < ", rank, ")"));
+  }
+  *normalized = axis < 0 ? axis + rank : axis;
+  return absl::OkStatus();
+}
+
+absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
+                             ChannelLayout* layout) {
+  int channel_axis = 0;
+  absl::Status status = NormalizeAxis(axis, shape.dims(), &channel_axis);
+  if (!status.ok()) return status;
+  ChannelLayout result;
+  for (int d = 0; d < channel_axis; ++d) result.outer *= shape.dim_size(d);
+  result.channels = shape.dim_size(channel_axis);
+  for (int d = channel_axis + 1; d < shape.dims(); ++d) {
+    result.inner *= shape.dim_size(d);
+  }
+  *layout = result;
+  return absl::OkStatus();
+}
+
+void ParallelFor(tensorflow::OpKernelContext* context, int64 units,
+                 int64 cost_per_unit,
+                 const std::function<void(int64, int64)>& fn) {
+  if (units <= 0) return;
+  auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+  workers->ParallelFor(
+      units, tsl::thread::ThreadPool::SchedulingParams::Adaptive(cost_per_unit),
+      fn);
+}
+
+void* GpuStreamOf(tensorflow::OpKernelContext* context) {
+  tensorflow::DeviceContext* device_context = context->op_device_context();
+  if (device_context == nullptr || device_context->stream() == nullptr) {
+    return nullptr;
+  }
+  return device_context->stream()->platform_specific_handle().stream;
+}
+
+}  // namespace tfkaf
