@@ -69,9 +69,19 @@ def load_ops():
 
 
 def _op_names(module):
+  """Registered names of the plugin's ops ("Tfkaf>Kaf", ...).
+
+  The generated module exposes one wrapper per op, named after the op with
+  ">" replaced by "_"; each candidate is confirmed in TF's op registry.
+  """
+  from tensorflow.python.framework import op_def_registry  # pylint: disable=g-direct-tensorflow-import,g-import-not-at-top
+
   names = []
-  for op in module.OP_LIST.op:
-    names.append(op.name)
+  for attribute in dir(module):
+    if attribute.startswith("Tfkaf_"):
+      name = "Tfkaf>" + attribute[len("Tfkaf_"):]
+      if op_def_registry.get(name) is not None:
+        names.append(name)
   return sorted(names)
 
 

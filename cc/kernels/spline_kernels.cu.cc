@@ -1,0 +1,380 @@
+// Learnable linear spline (DeepSplines): CUDA functors. Compiled by nvcc
+// without any TensorFlow header (see common.h); formulas and the NaN/Inf-safe
+// index rule in spline_kernels.h.
+//
+// Forward: one grid-stride elementwise kernel.
+// Backward (default): one pass writing dx and accumulating dcoefficients.
+//   Each block owns a tile of channels and a range of positions, accumulates
+//   its tile's [tile, K] gradient in shared memory (shared atomics), then adds
+//   each non-zero entry to the global accumulator with one atomicAdd per
+//   (channel, knot) per block. Not bitwise deterministic (float atomics).
+// Backward (TensorFlow op determinism enabled): dx elementwise, then one warp
+//   per (channel, knot) sums that knot's contributions over every position of
+//   the channel in a fixed order, with a fixed shuffle reduction.
+//
+// All sizes and indices are int64; no thread returns before a __syncthreads.
+// y may alias x, and dx may alias dy or x (buffer forwarding): each element is
+// read before it is written, by the same thread, so those pointers carry no
+// __restrict__.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "cc/kernels/common.h"
+#include "cc/kernels/spline_kernels.h"
+
+namespace tfkaf {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64 kMaxBlocks = 1 << 16;
+constexpr int64 kSharedBytes = 48 * 1024;  // no opt-in needed
+
+template <typename T>
+struct AccOf {
+  using type = float;
+};
+template <>
+struct AccOf<double> {
+  using type = double;
+};
+
+__device__ __forceinline__ float Widen(float v) { return v; }
+__device__ __forceinline__ double Widen(double v) { return v; }
+__device__ __forceinline__ float Widen(HalfBits v) {
+  return __half2float(__ushort_as_half(v.bits));
+}
+__device__ __forceinline__ float Widen(BFloat16Bits v) {
+  return __bfloat162float(__ushort_as_bfloat16(v.bits));
+}
+
+template <typename T>
+struct Narrow;
+template <>
+struct Narrow<float> {
+  __device__ __forceinline__ static float From(float v) { return v; }
+};
+template <>
+struct Narrow<double> {
+  __device__ __forceinline__ static double From(double v) { return v; }
+};
+template <>
+struct Narrow<HalfBits> {
+  __device__ __forceinline__ static HalfBits From(float v) {
+    HalfBits out;
+    out.bits = __half_as_ushort(__float2half_rn(v));
+    return out;
+  }
+};
+template <>
+struct Narrow<BFloat16Bits> {
+  __device__ __forceinline__ static BFloat16Bits From(float v) {
+    BFloat16Bits out;
+    out.bits = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    return out;
+  }
+};
+
+// Shape and grid constants passed by value to every kernel.
+template <typename Acc>
+struct DeviceGrid {
+  int64 outer;
+  int64 channels;
+  int64 inner;
+  int64 knots;
+  Acc x_min;
+  Acc scale;
+};
+
+template <typename Acc>
+DeviceGrid<Acc> MakeGrid(const SplineParams& params) {
+  DeviceGrid<Acc> grid;
+  grid.outer = params.layout.outer;
+  grid.channels = params.layout.channels;
+  grid.inner = params.layout.inner;
+  grid.knots = params.knots;
+  grid.x_min = static_cast<Acc>(params.x_min);
+  grid.scale = static_cast<Acc>(params.scale);
+  return grid;
+}
+
+int64 BlocksFor(int64 work) {
+  const int64 blocks = (work + kThreads - 1) / kThreads;
+  return std::max<int64>(1, std::min(blocks, kMaxBlocks));
+}
+
+const char* LastError() {
+  const cudaError_t error = cudaGetLastError();
+  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
+}
+
+template <typename T, typename Acc>
+__global__ void ForwardKernel(const T* x, const T* __restrict__ coefficients,
+                              T* y, DeviceGrid<Acc> grid) {
+  const int64 size = grid.outer * grid.channels * grid.inner;
+  const int64 last = grid.knots - 2;
+  const Acc last_f = static_cast<Acc>(last);
+  for (int64 e = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
+       e < size; e += static_cast<int64>(blockDim.x) * gridDim.x) {
+    const int64 channel = (e / grid.inner) % grid.channels;
+    const T* row = coefficients + channel * grid.knots;
+    Acc u;
+    const int64 i = SplineSegment<Acc>(
+        (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale, last_f,
+        last, &u);
+    const Acc c0 = static_cast<Acc>(Widen(row[i]));
+    const Acc c1 = static_cast<Acc>(Widen(row[i + 1]));
+    y[e] = Narrow<T>::From(c0 + u * (c1 - c0));
+  }
+}
+
+// dx only (the deterministic path computes dcoefficients separately).
+template <typename T, typename Acc>
+__global__ void InputGradKernel(const T* dy, const T* x,
+                                const T* __restrict__ coefficients, T* dx,
+                                DeviceGrid<Acc> grid) {
+  const int64 size = grid.outer * grid.channels * grid.inner;
+  const int64 last = grid.knots - 2;
+  const Acc last_f = static_cast<Acc>(last);
+  for (int64 e = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
+       e < size; e += static_cast<int64>(blockDim.x) * gridDim.x) {
+    const int64 channel = (e / grid.inner) % grid.channels;
+    const T* row = coefficients + channel * grid.knots;
+    const Acc t = (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale;
+    Acc u;
+    const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
+    const Acc c0 = static_cast<Acc>(Widen(row[i]));
+    const Acc c1 = static_cast<Acc>(Widen(row[i + 1]));
+    const Acc g = static_cast<Acc>(Widen(dy[e]));
+    const Acc slope = t == t ? (c1 - c0) * grid.scale : t;  // NaN x: NaN
+    dx[e] = Narrow<T>::From(g * slope);
+  }
+}
+
+// Fused backward. Block (bx, by): channels [bx * tile, bx * tile + tile) and
+// position chunks by, by + gridDim.y, ... of `chunk` positions each (a
+// position is an (outer, inner) pair). kShared: accumulate the tile's
+// [tile, K] gradient in shared memory first; else atomics go straight to the
+// global accumulator (K too large for shared memory).
+template <typename T, typename Acc, bool kShared>
+__global__ void BackwardKernel(const T* dy, const T* x,
+                               const T* __restrict__ coefficients, T* dx,
+                               Acc* __restrict__ accumulator,
+                               DeviceGrid<Acc> grid, int64 tile, int64 chunk) {
+  extern __shared__ __align__(sizeof(double)) unsigned char shared_raw[];
+  const int64 channel0 = blockIdx.x * tile;
+  const int64 tile_channels = min(tile, grid.channels - channel0);
+  const int64 table = tile_channels * grid.knots;
+  Acc* target = kShared ? reinterpret_cast<Acc*>(shared_raw)
+                        : accumulator + channel0 * grid.knots;
+  if (kShared) {
+    for (int64 j = threadIdx.x; j < table; j += blockDim.x) target[j] = Acc(0);
+  }
+  __syncthreads();
+
+  const int64 positions = grid.outer * grid.inner;
+  const int64 chunks = (positions + chunk - 1) / chunk;
+  const int64 last = grid.knots - 2;
+  const Acc last_f = static_cast<Acc>(last);
+  const bool channels_last = grid.inner == 1;
+  for (int64 ch = blockIdx.y; ch < chunks; ch += gridDim.y) {
+    const int64 p0 = ch * chunk;
+    const int64 np = min(chunk, positions - p0);
+    const int64 items = tile_channels * np;
+    for (int64 w = threadIdx.x; w < items; w += blockDim.x) {
+      int64 local;
+      int64 e;
+      if (channels_last) {  // consecutive threads: consecutive channels
+        local = w % tile_channels;
+        e = (p0 + w / tile_channels) * grid.channels + channel0 + local;
+      } else {  // consecutive threads: consecutive inner positions
+        local = w / np;
+        const int64 p = p0 + (w - local * np);
+        const int64 o = p / grid.inner;
+        e = (o * grid.channels + channel0 + local) * grid.inner +
+            (p - o * grid.inner);
+      }
+      const int64 row = (channel0 + local) * grid.knots;
+      const Acc t = (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale;
+      Acc u;
+      const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
+      const Acc c0 = static_cast<Acc>(Widen(coefficients[row + i]));
+      const Acc c1 = static_cast<Acc>(Widen(coefficients[row + i + 1]));
+      const Acc g = static_cast<Acc>(Widen(dy[e]));
+      const Acc slope = t == t ? (c1 - c0) * grid.scale : t;  // NaN x: NaN
+      dx[e] = Narrow<T>::From(g * slope);  // as on the CPU
+      const Acc ug = u * g;
+      Acc* a = target + local * grid.knots;
+      atomicAdd(a + i, g - ug);
+      atomicAdd(a + i + 1, ug);
+    }
+  }
+
+  __syncthreads();
+  if (kShared) {
+    Acc* global = accumulator + channel0 * grid.knots;
+    for (int64 j = threadIdx.x; j < table; j += blockDim.x) {
+      const Acc v = target[j];
+      if (v != Acc(0)) atomicAdd(global + j, v);  // NaN != 0 too
+    }
+  }
+}
+
+// Deterministic dcoefficients: warp w handles (channel, knot) = (w / K,
+// w % K) and sums over every position of the channel in a fixed order.
+template <typename T, typename Acc>
+__global__ void CoefficientGradDeterministicKernel(
+    const T* dy, const T* x, T* __restrict__ dcoefficients,
+    DeviceGrid<Acc> grid) {
+  const int lane = threadIdx.x & 31;
+  const int64 warp =
+      (blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x) >> 5;
+  const int64 warps = (static_cast<int64>(gridDim.x) * blockDim.x) >> 5;
+  const int64 entries = grid.channels * grid.knots;
+  const int64 positions = grid.outer * grid.inner;
+  const int64 last = grid.knots - 2;
+  const Acc last_f = static_cast<Acc>(last);
+  for (int64 w = warp; w < entries; w += warps) {  // uniform within a warp
+    const int64 channel = w / grid.knots;
+    const int64 knot = w - channel * grid.knots;
+    Acc sum = Acc(0);
+    for (int64 p = lane; p < positions; p += 32) {
+      const int64 o = p / grid.inner;
+      const int64 e =
+          (o * grid.channels + channel) * grid.inner + (p - o * grid.inner);
+      Acc u;
+      const int64 i = SplineSegment<Acc>(
+          (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale, last_f,
+          last, &u);
+      if (i == knot || i + 1 == knot) {
+        const Acc g = static_cast<Acc>(Widen(dy[e]));
+        const Acc ug = u * g;
+        sum += i == knot ? g - ug : ug;
+      }
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      sum += __shfl_down_sync(0xffffffffu, sum, offset);
+    }
+    if (lane == 0) dcoefficients[w] = Narrow<T>::From(sum);
+  }
+}
+
+template <typename T, typename Acc>
+__global__ void ConvertKernel(const Acc* __restrict__ in, T* __restrict__ out,
+                              int64 size) {
+  for (int64 j = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
+       j < size; j += static_cast<int64>(blockDim.x) * gridDim.x) {
+    out[j] = Narrow<T>::From(in[j]);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+const char* LinearSplineForward<GpuDevice, T>::operator()(
+    const GpuDevice& device, const SplineParams& params, const T* x,
+    const T* coefficients, T* y) const {
+  using Acc = typename AccOf<T>::type;
+  const int64 size = params.layout.size();
+  if (size == 0) return nullptr;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  ForwardKernel<T, Acc><<<BlocksFor(size), kThreads, 0, stream>>>(
+      x, coefficients, y, MakeGrid<Acc>(params));
+  return LastError();
+}
+
+template <typename T, typename Acc>
+const char* LinearSplineBackward<GpuDevice, T, Acc>::operator()(
+    const GpuDevice& device, const SplineParams& params, const T* dy,
+    const T* x, const T* coefficients, T* dx, T* dcoefficients,
+    Acc* accumulator) const {
+  static_assert(std::is_same<Acc, typename AccOf<T>::type>::value,
+                "accumulator type mismatch");
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  const ChannelLayout& layout = params.layout;
+  const int64 size = layout.size();
+  const int64 entries = layout.channels * params.knots;
+  if (entries == 0) return nullptr;
+  const DeviceGrid<Acc> grid = MakeGrid<Acc>(params);
+  cudaError_t status;
+
+  if (size == 0) {  // zero bits are 0.0 in every supported type
+    status = cudaMemsetAsync(dcoefficients, 0, entries * sizeof(T), stream);
+    return status == cudaSuccess ? nullptr : cudaGetErrorString(status);
+  }
+
+  if (params.deterministic) {
+    // dcoefficients first: dx may share its buffer with dy or x.
+    const int64 warps_per_block = kThreads / 32;
+    const int64 blocks = std::max<int64>(
+        1, std::min((entries + warps_per_block - 1) / warps_per_block,
+                    kMaxBlocks));
+    CoefficientGradDeterministicKernel<T, Acc>
+        <<<blocks, kThreads, 0, stream>>>(dy, x, dcoefficients, grid);
+    const char* error = LastError();
+    if (error != nullptr) return error;
+    InputGradKernel<T, Acc><<<BlocksFor(size), kThreads, 0, stream>>>(
+        dy, x, coefficients, dx, grid);
+    return LastError();
+  }
+
+  status = cudaMemsetAsync(accumulator, 0, entries * sizeof(Acc), stream);
+  if (status != cudaSuccess) return cudaGetErrorString(status);
+
+  // Channel tile: 32 channels (one coalesced row segment) for channels-last
+  // inputs, one channel otherwise; fewer if [tile, K] does not fit in shared
+  // memory, and no shared memory at all when one row does not.
+  const int64 row_bytes = params.knots * static_cast<int64>(sizeof(Acc));
+  int64 tile = layout.inner == 1 ? std::min<int64>(layout.channels, 32) : 1;
+  const bool use_shared = row_bytes <= kSharedBytes;
+  if (use_shared) {
+    tile = std::max<int64>(1, std::min(tile, kSharedBytes / row_bytes));
+  }
+  const int64 tiles = (layout.channels + tile - 1) / tile;
+  // Positions per chunk: at least 8 items per thread, and at least 4 * K so
+  // that the per-block flush stays a small fraction of the work.
+  const int64 positions = layout.outer * layout.inner;
+  const int64 chunk = std::max<int64>(
+      std::max<int64>(1, (8 * kThreads) / tile), 4 * params.knots);
+  const int64 chunks = (positions + chunk - 1) / chunk;
+  const int64 grid_y = std::max<int64>(
+      1, std::min<int64>(chunks, std::max<int64>(1, kMaxBlocks / tiles)));
+  const int64 grid_y_capped = std::min<int64>(grid_y, 65535);
+  if (tiles > 0x7fffffff) return "too many channels for one CUDA launch";
+  const dim3 blocks(static_cast<unsigned int>(tiles),
+                    static_cast<unsigned int>(grid_y_capped));
+  if (use_shared) {
+    const size_t shared = static_cast<size_t>(tile * row_bytes);
+    BackwardKernel<T, Acc, true><<<blocks, kThreads, shared, stream>>>(
+        dy, x, coefficients, dx, accumulator, grid, tile, chunk);
+  } else {
+    BackwardKernel<T, Acc, false><<<blocks, kThreads, 0, stream>>>(
+        dy, x, coefficients, dx, accumulator, grid, tile, chunk);
+  }
+  const char* error = LastError();
+  if (error != nullptr) return error;
+
+  if (!std::is_same<T, Acc>::value ||
+      static_cast<const void*>(accumulator) !=
+          static_cast<const void*>(dcoefficients)) {
+    ConvertKernel<T, Acc><<<BlocksFor(entries), kThreads, 0, stream>>>(
+        accumulator, dcoefficients, entries);
+    return LastError();
+  }
+  return nullptr;
+}
+
+template struct LinearSplineForward<GpuDevice, float>;
+template struct LinearSplineForward<GpuDevice, double>;
+template struct LinearSplineForward<GpuDevice, HalfBits>;
+template struct LinearSplineForward<GpuDevice, BFloat16Bits>;
+template struct LinearSplineBackward<GpuDevice, float, float>;
+template struct LinearSplineBackward<GpuDevice, double, double>;
+template struct LinearSplineBackward<GpuDevice, HalfBits, float>;
+template struct LinearSplineBackward<GpuDevice, BFloat16Bits, float>;
+
+}  // namespace tfkaf

@@ -1,0 +1,162 @@
+// Op registrations for the learnable linear spline (DeepSplines; Bohra et
+// al. 2020, "Learning activation functions in deep (spline) neural
+// networks"; Aziznejad et al. 2020, "Deep neural networks with trainable
+// activations and controlled Lipschitz constant"). SPEC.md section 4.
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tfkaf {
+namespace {
+
+using tensorflow::shape_inference::DimensionHandle;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+// Checks what is known at graph construction: the attrs, the ranks of x and
+// coefficients, the axis, K >= 2 and the channel count. `x_shape` is x's
+// shape; the output shape is set by the caller.
+absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
+                               ShapeHandle coefficients_shape) {
+  float x_min = 0.0f;
+  float x_max = 0.0f;
+  int axis = -1;
+  TF_RETURN_IF_ERROR(c->GetAttr("x_min", &x_min));
+  TF_RETURN_IF_ERROR(c->GetAttr("x_max", &x_max));
+  TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
+  if (!std::isfinite(x_min) || !std::isfinite(x_max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x_min and x_max must be finite, got x_min = ", x_min,
+                     " and x_max = ", x_max));
+  }
+  if (!(x_min < x_max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x_min must be less than x_max, got x_min = ", x_min,
+                     " and x_max = ", x_max));
+  }
+  if (c->RankKnown(coefficients_shape) && c->Rank(coefficients_shape) != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coefficients must be a rank-2 tensor [channels, knots], got shape ",
+        c->DebugString(coefficients_shape)));
+  }
+  ShapeHandle coefficients;
+  TF_RETURN_IF_ERROR(c->WithRank(coefficients_shape, 2, &coefficients));
+  DimensionHandle knots = c->Dim(coefficients, 1);
+  if (c->ValueKnown(knots) && c->Value(knots) < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coefficients must have at least 2 knots (columns), got ",
+        c->Value(knots)));
+  }
+  if (!c->RankKnown(x_shape)) return absl::OkStatus();
+  const int rank = c->Rank(x_shape);
+  if (rank < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "x must have rank >= 1 (a channel axis is needed), got rank ", rank));
+  }
+  if (axis < -rank || axis >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("axis ", axis, " is out of range for x of rank ", rank,
+                     " (expected ", -rank, " <= axis < ", rank, ")"));
+  }
+  const int channel_axis = axis < 0 ? axis + rank : axis;
+  DimensionHandle channels = c->Dim(x_shape, channel_axis);
+  DimensionHandle rows = c->Dim(coefficients, 0);
+  if (c->ValueKnown(channels) && c->ValueKnown(rows) &&
+      c->Value(channels) != c->Value(rows)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coefficients has ", c->Value(rows), " channels (rows) but x has ",
+        c->Value(channels), " channels along axis ", axis, " (x shape ",
+        c->DebugString(x_shape), ", coefficients shape ",
+        c->DebugString(coefficients_shape), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LinearSplineShape(InferenceContext* c) {
+  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(0), c->input(1)));
+  c->set_output(0, c->input(0));
+  return absl::OkStatus();
+}
+
+absl::Status LinearSplineGradShape(InferenceContext* c) {
+  ShapeHandle x_shape;
+  if (!c->Merge(c->input(0), c->input(1), &x_shape).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dy must have the same shape as x, got dy shape ",
+        c->DebugString(c->input(0)), " and x shape ",
+        c->DebugString(c->input(1))));
+  }
+  TF_RETURN_IF_ERROR(CheckSplineShapes(c, x_shape, c->input(2)));
+  c->set_output(0, x_shape);
+  c->set_output(1, c->input(2));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+REGISTER_OP("Tfkaf>LinearSpline")
+    .Input("x: T")
+    .Input("coefficients: T")
+    .Output("y: T")
+    .Attr("x_min: float")
+    .Attr("x_max: float")
+    .Attr("axis: int = -1")
+    .Attr("T: {half, bfloat16, float, double}")
+    .SetShapeFn(LinearSplineShape)
+    .Doc(R"doc(
+Learnable linear spline activation (DeepSplines), one spline per channel.
+
+Per channel c (the index along `axis`), K = coefficients.shape[1] values on a
+uniform grid over [x_min, x_max]:
+  T = (x_max - x_min) / (K - 1);  t = (x - x_min) / T
+  i = clamp(floor(t), 0, K - 2);  u = t - i   (u from the unclamped x)
+  y = c[i] + u * (c[i+1] - c[i])
+Outside [x_min, x_max] this extrapolates linearly with the end slopes. The
+index is clamped in floating point before any integer conversion: NaN gives
+NaN, +-Inf gives +-Inf (or NaN where the end slope is zero), and no input
+reads another channel's coefficients. Half types compute in float32.
+
+x: input, any rank >= 1.
+coefficients: [C, K], C = x.shape[axis], K >= 2; c[c, k] = f(x_min + k*T).
+y: same shape and type as x.
+x_min: left end of the grid (finite, < x_max).
+x_max: right end of the grid (finite).
+axis: the channel axis of x (negative counts from the end).
+)doc");
+
+REGISTER_OP("Tfkaf>LinearSplineGrad")
+    .Input("dy: T")
+    .Input("x: T")
+    .Input("coefficients: T")
+    .Output("dx: T")
+    .Output("dcoefficients: T")
+    .Attr("x_min: float")
+    .Attr("x_max: float")
+    .Attr("axis: int = -1")
+    .Attr("T: {half, bfloat16, float, double}")
+    .SetShapeFn(LinearSplineGradShape)
+    .Doc(R"doc(
+Gradient of Tfkaf>LinearSpline in one fused pass (i and u are recomputed
+from x; nothing per element is stored by the forward):
+  dx = dy * (c[i+1] - c[i]) / T
+  dcoefficients[c, i]   += (1 - u) * dy
+  dcoefficients[c, i+1] += u * dy     summed over every position of channel c
+A NaN x gets a NaN dx and adds NaN to dcoefficients[c, 0] and [c, 1] of its
+own channel only (its clamped index is 0); an infinite x gets dy times the
+end slope as dx and
+adds +-Inf (NaN where dy is 0) to the two coefficients of the end segment
+on its side, in its own channel. The CPU reduction is bitwise
+deterministic; the GPU one uses atomics unless op determinism is enabled.
+
+dy: upstream gradient, the shape of x.
+x: the forward input.
+coefficients: [C, K], as in the forward.
+dx: gradient with respect to x.
+dcoefficients: gradient with respect to coefficients, [C, K].
+)doc");
+
+}  // namespace tfkaf
