@@ -1,0 +1,321 @@
+"""Kernel Activation Function layers: `KAF` and `KAF2D`."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkaf import ops
+from tfkaf.layers import _common
+
+__all__ = ["KAF", "KAF2D", "kernel_ridge_alpha"]
+
+KERNELS = ("gaussian", "relu", "softplus")
+RANDOM_STDDEV = 0.3
+RANDOM_STDDEV_2D = 0.3
+DEFAULT_RIDGE_EPSILON = 1e-4
+
+
+def _dictionary(boundary, num_centres):
+  return np.linspace(-boundary, boundary, num_centres)
+
+
+def _gamma(boundary, num_centres, gamma):
+  if gamma is not None:
+    return float(gamma)
+  return float(ops.default_gamma(boundary, num_centres))
+
+
+def kernel_ridge_alpha(fn, D=20, boundary=3.0, kernel="gaussian", gamma=None,
+                       epsilon=DEFAULT_RIDGE_EPSILON):
+  """The KAF coefficients that make one KAF approximate `fn`.
+
+  Kernel ridge regression on the dictionary d = linspace(-boundary,
+  boundary, D): alpha = solve(K + epsilon*I, fn(d)) with K[i, j] = k(d_i,
+  d_j), in float64.
+
+  Args:
+    fn: an elementwise activation (callable on a tensor).
+    D, boundary, kernel, gamma: the KAF's dictionary and kernel (`gamma=None`
+      is the op's default rule, `tfkaf.ops.default_gamma`).
+    epsilon: the ridge term.
+
+  Returns:
+    A float64 numpy array of shape [D].
+
+  Raises:
+    ValueError: for the relu kernel, whose K[i, j] = max(0, d_i - d_j) is
+      singular (strictly triangular), so that no fit is defined.
+  """
+  d = _dictionary(boundary, D)
+  diff = d[:, None] - d[None, :]
+  if kernel == "gaussian":
+    k = np.exp(-_gamma(boundary, D, gamma) * diff**2)
+  elif kernel == "softplus":
+    k = np.logaddexp(0.0, diff)
+  elif kernel == "relu":
+    raise ValueError(
+        "KAF: an `init` other than 'random' needs the kernel ridge regression "
+        "matrix K[i, j] = k(d_i, d_j), which is singular for kernel='relu' "
+        "(max(0, d_i - d_j) is zero on and above the diagonal). Use "
+        "init='random' (or alpha_initializer) with the relu kernel, or the "
+        "gaussian/softplus kernel.")
+  else:
+    raise ValueError(f"Unknown kernel {kernel!r}; expected one of {KERNELS}.")
+  target = _common.sample(fn, d)
+  return np.linalg.solve(k + epsilon * np.eye(D), target)
+
+
+def _initializer_config(initializer):
+  return (None if initializer is None
+          else keras.initializers.serialize(initializer))
+
+
+@keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
+class KAF(keras.layers.Layer):
+  """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
+
+  One learnable activation per channel along `axis`, shared over every other
+  axis (units of a Dense output, channels of an NHWC or, with `axis=1`, NCHW
+  feature map)::
+
+      g(x) = sum_i alpha[c, i] * k(x, d_i),  d = linspace(-boundary, boundary, D)
+
+  computed by the fused op `tfkaf.ops.kaf` (which falls back to the
+  composite form inside XLA-compiled functions, with the same numbers).
+
+  Args:
+    D: dictionary size (>= 2).
+    boundary: the dictionary spans [-boundary, boundary] (> 0).
+    kernel: "gaussian" (default), "relu" or "softplus".
+    init: how alpha starts:
+      * "random" (default): normal, mean 0, std 0.3 (the references use
+        0.05 to 0.8), independently for every coefficient;
+      * the name of an activation of `tfkaf.activations` ("tanh", "elu",
+        ...) or a callable: kernel ridge regression towards it,
+        alpha[c, :] = solve(K + init_epsilon*I, f(d)) with K[i, j] =
+        k(d_i, d_j), the same vector for every channel. The relu kernel makes
+        K singular and is refused. A callable that is not a registered
+        activation is fitted at construction and stored as numbers (the config
+        then says `init="custom"` with those numbers in `alpha_initializer`).
+        Note that fitting ELU or ReLU (kinks, or unbounded growth at the
+        dictionary edge) gives large, oscillating coefficients (max |alpha|
+        in the tens with the defaults) that still reproduce the function on
+        [-boundary, boundary] (to ~1e-2 for ELU); smooth functions like tanh
+        give small ones (fit error ~1e-3 on [-2.5, 2.5]). Outside the
+        dictionary range a Gaussian KAF decays to 0.
+    axis: the channel axis (default -1, channels last).
+    gamma: the kernel bandwidth for the gaussian kernel; None uses
+      1/(8*step^2), step = 2*boundary/(D-1) (`tfkaf.ops.default_gamma`).
+    init_epsilon: the ridge term of the init fit (default 1e-4).
+    alpha_initializer: a Keras initializer for alpha, of shape [C, D]. When
+      given it replaces `init` (which is then recorded as "custom").
+    alpha_regularizer, alpha_constraint: as in `keras.layers.PReLU`.
+    **kwargs: base Layer arguments (name, dtype, trainable).
+
+  Input: any rank >= 1 with the channel axis defined. Output: same shape.
+  Variables: `alpha` [C, D], float32 even under a mixed precision policy.
+
+  XLA: the layer sets `supports_jit = False`, so that Keras' automatic
+  `jit_compile` (on by default on GPU) leaves the model uncompiled and the
+  fused kernel runs (XLA has no kernel for custom ops and would need the
+  D-times larger composite form). Keras then also turns an explicit
+  `compile(jit_compile=True)` off, with a warning; set `layer.supports_jit =
+  True` to compile anyway. Inside any XLA-compiled function
+  (`tf.function(jit_compile=True)` too) the op switches to the composite
+  form, with the same numbers.
+  """
+
+  def __init__(self, D=20, boundary=3.0, kernel="gaussian", init="random",
+               axis=-1, gamma=None, init_epsilon=DEFAULT_RIDGE_EPSILON,
+               alpha_initializer=None, alpha_regularizer=None,
+               alpha_constraint=None, **kwargs):
+    super().__init__(**kwargs)
+    self.D = _common.check_int("D", D, 2)
+    self.boundary = _common.check_float("boundary", boundary, positive=True)
+    if kernel not in KERNELS:
+      raise ValueError(
+          f"KAF: `kernel` must be one of {KERNELS}, got {kernel!r}.")
+    self.kernel = kernel
+    self.axis = _common.check_axis(axis)
+    self.gamma = _common.check_float("gamma", gamma, positive=True,
+                                     allow_none=True)
+    self.init_epsilon = _common.check_float("init_epsilon", init_epsilon,
+                                            positive=True)
+    self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
+    self.alpha_constraint = keras.constraints.get(alpha_constraint)
+
+    if alpha_initializer is not None:
+      # An explicit initializer replaces `init`.
+      self.alpha_initializer = keras.initializers.get(alpha_initializer)
+      if init not in ("random", "custom"):
+        _common.resolve_init("KAF", init, special=("random", "custom"))
+      self.init = "random" if init == "random" else "custom"
+      self._fn = None
+    else:
+      init, fn = _common.resolve_init("KAF", init, special=("random",))
+      if init == "custom" and fn is None:
+        raise ValueError(
+            "KAF: init='custom' needs the coefficients in "
+            "`alpha_initializer`.")
+      self.init = init
+      self._fn = fn
+      if init == "random":
+        self.alpha_initializer = None
+      else:
+        # Fit now (also validates the kernel): the config stores a string or,
+        # for an unregistered callable, the fitted numbers.
+        values = kernel_ridge_alpha(fn, self.D, self.boundary, self.kernel,
+                                    self.gamma, self.init_epsilon)
+        if init == "custom":
+          self.alpha_initializer = _common.RowInitializer(values)
+        else:
+          self.alpha_initializer = None
+        self._init_values = values
+    self.supports_masking = True
+    self.supports_jit = False
+
+  def _initializer(self):
+    if self.alpha_initializer is not None:
+      return self.alpha_initializer
+    if self.init == "random":
+      return keras.initializers.RandomNormal(mean=0.0, stddev=RANDOM_STDDEV)
+    return _common.RowInitializer(self._init_values)
+
+  def build(self, input_shape):
+    self._axis, channels = _common.channel_count("KAF", self.axis,
+                                                 input_shape)
+    self.alpha = self.add_weight(
+        name="alpha",
+        shape=(channels, self.D),
+        initializer=self._initializer(),
+        regularizer=self.alpha_regularizer,
+        constraint=self.alpha_constraint,
+        dtype=self.variable_dtype,
+        autocast=False,
+    )
+    _common.mark_activation_variable(self.alpha)
+    self.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
+                                             axes={self._axis: channels})
+
+  def call(self, inputs):
+    alpha = tf.cast(self.alpha, inputs.dtype)
+    return ops.kaf(inputs, alpha, boundary=self.boundary, kernel=self.kernel,
+                   gamma=self.gamma, axis=self._axis)
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "D": self.D,
+        "boundary": self.boundary,
+        "kernel": self.kernel,
+        "init": self.init,
+        "axis": self.axis,
+        "gamma": self.gamma,
+        "init_epsilon": self.init_epsilon,
+        "alpha_initializer": _initializer_config(self.alpha_initializer),
+        "alpha_regularizer": keras.regularizers.serialize(
+            self.alpha_regularizer),
+        "alpha_constraint": keras.constraints.serialize(
+            self.alpha_constraint),
+    })
+    return config
+
+
+@keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
+class KAF2D(keras.layers.Layer):
+  """2D Kernel Activation Function: combines pairs of channels nonlinearly.
+
+  The input has 2H channels along `axis`; channel j is paired with channel
+  j + H and the output has H channels::
+
+      g(x1, x2) = sum_k alpha[h, k] * exp(-gamma*((x1 - cx_k)^2 + (x2 - cy_k)^2))
+
+  over the D*D centres (d[k % D], d[k // D]) of the grid d = linspace(
+  -boundary, boundary, D), computed by the fused op `tfkaf.ops.kaf2d`.
+
+  Args:
+    D: grid size per dimension (>= 2); D*D centres.
+    boundary: the grid spans [-boundary, boundary]^2 (> 0).
+    axis: the channel axis (default -1).
+    gamma: None uses 1/(4*step^2) (`tfkaf.ops.default_gamma_2d`).
+    alpha_initializer: default random normal, mean 0, std 0.3.
+    alpha_regularizer, alpha_constraint: as in `keras.layers.PReLU`.
+    **kwargs: base Layer arguments.
+
+  Raises ValueError at build time when the channel count is odd.
+  Variables: `alpha` [H, D*D], float32. XLA: as `KAF` (`supports_jit` is
+  False by default).
+  """
+
+  def __init__(self, D=10, boundary=3.0, axis=-1, gamma=None,
+               alpha_initializer=None, alpha_regularizer=None,
+               alpha_constraint=None, **kwargs):
+    super().__init__(**kwargs)
+    self.D = _common.check_int("D", D, 2)
+    self.boundary = _common.check_float("boundary", boundary, positive=True)
+    self.axis = _common.check_axis(axis)
+    self.gamma = _common.check_float("gamma", gamma, positive=True,
+                                     allow_none=True)
+    self.alpha_initializer = (None if alpha_initializer is None else
+                              keras.initializers.get(alpha_initializer))
+    self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
+    self.alpha_constraint = keras.constraints.get(alpha_constraint)
+    self.supports_masking = True
+    self.supports_jit = False
+
+  def _channels(self, input_shape):
+    axis, channels = _common.channel_count("KAF2D", self.axis, input_shape)
+    if channels % 2:
+      raise ValueError(
+          f"KAF2D pairs channel j with channel j + C/2, so the channel count "
+          f"along axis {axis} must be even; got {channels} channels (input "
+          f"shape {tuple(input_shape)}).")
+    return axis, channels
+
+  def build(self, input_shape):
+    self._axis, channels = self._channels(input_shape)
+    initializer = self.alpha_initializer
+    if initializer is None:
+      initializer = keras.initializers.RandomNormal(mean=0.0,
+                                                    stddev=RANDOM_STDDEV_2D)
+    self.alpha = self.add_weight(
+        name="alpha",
+        shape=(channels // 2, self.D * self.D),
+        initializer=initializer,
+        regularizer=self.alpha_regularizer,
+        constraint=self.alpha_constraint,
+        dtype=self.variable_dtype,
+        autocast=False,
+    )
+    _common.mark_activation_variable(self.alpha)
+    self.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
+                                             axes={self._axis: channels})
+
+  def call(self, inputs):
+    alpha = tf.cast(self.alpha, inputs.dtype)
+    return ops.kaf2d(inputs, alpha, boundary=self.boundary, gamma=self.gamma,
+                     axis=self._axis)
+
+  def compute_output_shape(self, input_shape):
+    axis, channels = self._channels(input_shape)
+    shape = list(input_shape)
+    shape[axis] = channels // 2
+    return tuple(shape)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "D": self.D,
+        "boundary": self.boundary,
+        "axis": self.axis,
+        "gamma": self.gamma,
+        "alpha_initializer": _initializer_config(self.alpha_initializer),
+        "alpha_regularizer": keras.regularizers.serialize(
+            self.alpha_regularizer),
+        "alpha_constraint": keras.constraints.serialize(
+            self.alpha_constraint),
+    })
+    return config
