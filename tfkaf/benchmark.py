@@ -7,6 +7,7 @@ variant in fused / composite / composite_xla / relu and pass in forward /
 forward_backward (the record schema of `tfkaf bench --json`).
 """
 
+import ctypes
 import dataclasses
 import statistics
 import time
@@ -84,11 +85,55 @@ def _block(result):
       tensor.numpy()  # waits for the device as well
 
 
+class _PeakRss:
+  """Peak resident memory of one call on Linux, in MiB.
+
+  The kernel's high-water mark (VmHWM) is reset through
+  /proc/self/clear_refs before the call; glibc's mmap threshold is fixed so
+  that large freed buffers go back to the system instead of staying mapped,
+  which makes the mark track live tensor memory.
+  """
+
+  def __init__(self):
+    self.available = False
+    try:
+      libc = ctypes.CDLL("libc.so.6")
+      m_mmap_threshold = -3
+      libc.mallopt(m_mmap_threshold, 1 << 17)
+      with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+      self.available = self._status("VmHWM") is not None
+    except OSError:
+      pass
+
+  @staticmethod
+  def _status(key):
+    with open("/proc/self/status", encoding="ascii") as f:
+      for line in f:
+        if line.startswith(key + ":"):
+          return int(line.split()[1]) / 1024.0
+    return None
+
+  def measure(self, fn):
+    if not self.available:
+      return None
+    before = self._status("VmRSS")
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+      f.write("5")
+    fn()
+    return max(self._status("VmHWM") - before, 0.0)
+
+
 def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
         log=print):
-  """Runs the benchmarks and returns a list of records (see module doc)."""
+  """Runs the benchmarks and returns a list of records (see module doc).
+
+  Forward+backward records of CPU runs also carry `peak_mb`: the growth of
+  peak resident memory during one training step of that variant.
+  """
   repeats = repeats or (5 if quick else 15)
   device = device or "/CPU:0"
+  peak = _PeakRss() if "CPU" in device.upper() else None
   records = []
   for name in op_names:
     case = CASES[name](quick)
@@ -116,9 +161,16 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
           record = {"op": name, "variant": variant, "pass": pass_name,
                     "shape": list(case.x_shape),
                     "ms": statistics.median(times[variant])}
+          memory = ""
+          if peak is not None and pass_name == "forward_backward":
+            fn = fns[variant]
+            peak_mb = peak.measure(lambda: _block(fn(x, param)))  # pylint: disable=cell-var-from-loop
+            if peak_mb is not None:
+              record["peak_mb"] = max(peak_mb, 0.01)
+              memory = f" peak {record['peak_mb']:8.1f} MiB"
           records.append(record)
           log(f"{name:14s} {pass_name:17s} {variant:14s} "
-              f"{record['ms']:9.2f} ms")
+              f"{record['ms']:9.2f} ms{memory}")
   return records
 
 

@@ -84,7 +84,9 @@ def main(argv):
     raise app.UsageError(
         f"usage: tfkaf {{{'|'.join(COMMANDS)}}} [flags]; see --helpfull")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.set_verbosity(logging.INFO)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("WARNING")
+  logging.set_verbosity(logging.WARNING)
   handler = {"demo": _demo, "bench": _bench, "plot": _plot, "info": _info}
   return handler[args[0]](args[1:])
 

@@ -1,0 +1,110 @@
+"""The `tfkaf` command: each subcommand in quick mode, as a user runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+_TIMEOUT = 900
+
+
+def _tfkaf(*args, cwd):
+  """Runs the installed console script (python -m tfkaf if not on PATH)."""
+  script = shutil.which("tfkaf")
+  command = [script] if script else [sys.executable, "-m", "tfkaf"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run(command + list(args), cwd=cwd, capture_output=True,
+                        text=True, timeout=_TIMEOUT, check=False, env=env)
+
+
+def test_info_prints_build_info_as_json(tmp_path):
+  result = _tfkaf("info", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  info = json.loads(result.stdout)
+  assert "Tfkaf>Kaf" in info["ops"]
+  assert any("CPU" in device for device in info["devices"])
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "tfkaf", "info"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=_TIMEOUT, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Tfkaf>LinearSpline" in json.loads(result.stdout)["ops"]
+
+
+def test_unknown_subcommand_is_a_usage_error(tmp_path):
+  result = _tfkaf("train", cwd=tmp_path)
+  assert result.returncode != 0
+  assert "usage: tfkaf" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_records(tmp_path):
+  path = tmp_path / "bench.json"
+  result = _tfkaf("bench", "--quick", f"--json={path}", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  records = json.loads(path.read_text())
+  seen = set()
+  for record in records:
+    assert {"op", "variant", "pass", "shape", "ms"} <= set(record)
+    assert record["op"] in ("kaf", "kaf2d", "linear_spline")
+    assert record["variant"] in ("fused", "composite", "composite_xla",
+                                 "relu")
+    assert record["pass"] in ("forward", "forward_backward")
+    assert record["ms"] > 0
+    if "peak_mb" in record:
+      assert record["peak_mb"] > 0
+    seen.add((record["op"], record["variant"], record["pass"]))
+  assert len(seen) == 3 * 4 * 2
+  assert "x relu" in result.stdout or "relu" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_quick_trains_plots_exports_and_serves(tmp_path):
+  out = tmp_path / "out"
+  result = _tfkaf("demo", "--quick", f"--out={out}", cwd=tmp_path)
+  assert result.returncode == 0, (result.stdout[-3000:] +
+                                  result.stderr[-3000:])
+  rows = json.loads((out / "results.json").read_text())
+  assert {r["variant"] for r in rows} == {"relu", "kaf", "kaf2d", "spline"}
+  for row in rows:
+    # 10 classes: anything trained is far above chance.
+    assert 0.3 < row["test_accuracy"] <= 1.0, row
+    assert row["parameters"] > 0 and row["seconds_per_epoch"] > 0
+  assert (out / "accuracy.png").stat().st_size > 10_000
+  plots = sorted(p.name for p in out.glob("mlp_*.png"))
+  assert any(name.startswith("mlp_kaf2d") for name in plots), plots
+  assert any(name.startswith("mlp_spline") for name in plots), plots
+  assert "reloaded in a fresh process" in result.stdout
+  assert "test acc" in result.stdout
+
+
+@pytest.mark.slow
+def test_plot_command_draws_a_saved_model(tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  import tfkaf  # pylint: disable=g-import-not-at-top
+
+  model = keras.Sequential([
+      keras.Input((6,)), keras.layers.Dense(4), tfkaf.layers.KAF(),
+      keras.layers.Dense(4), tfkaf.layers.DeepBSpline()])
+  model(np.zeros((1, 6), np.float32))
+  path = tmp_path / "model.keras"
+  model.save(path)
+  result = _tfkaf("plot", str(path), f"--out={tmp_path / 'plots'}",
+                  cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  written = result.stdout.split()
+  assert len(written) == 2
+  for name in written:
+    assert os.path.getsize(name) > 5_000
+
+
+def test_plot_command_names_a_missing_file(tmp_path):
+  result = _tfkaf("plot", str(tmp_path / "nope.keras"), cwd=tmp_path)
+  assert result.returncode != 0
+  assert "no model file" in result.stderr
