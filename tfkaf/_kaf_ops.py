@@ -1,21 +1,425 @@
-"""Placeholder: the KAF ops issue replaces this module."""
+"""KAF and 2D-KAF: fused custom ops, their gradients and composite forms.
+
+`kaf` / `kaf2d` call the fused C++/CUDA ops `Tfkaf>Kaf` / `Tfkaf>Kaf2d`
+(SPEC.md sections 2 and 3), which never build the [..., C, D] expansion that
+the original kafnets code uses. Inside functions compiled by XLA (which has
+no kernel for custom ops) they fall back to `kaf_composite` /
+`kaf2d_composite`, the pure-TF reference forms that expand the input against
+the dictionary exactly like the original code; those forms also serve as
+test oracle and benchmark baseline (`tfkaf.reference`).
+
+Gradients: the first-order gradient of each op is its fused gradient op
+(`Tfkaf>KafGrad` / `Tfkaf>Kaf2dGrad`, returning dx and dalpha in one pass).
+The gradient of those gradient ops (second order, e.g. for gradient
+penalties or Hessian-vector products) is computed from composite TF
+expressions of the first-order gradients and does build [..., C, D] tensors.
+
+Numerics: float16 / bfloat16 are computed and accumulated in float32, float64
+in float64. boundary and gamma are float32 op attributes (the composite forms
+round them alike, so XLA and the fused ops agree). On CPU, dalpha is
+bitwise reproducible whatever the number of threads; on GPU it is summed
+with float atomics (last bits may vary). The Gaussian kernel gives finite
+zeros for +-Inf and huge inputs and NaN for NaN; relu and softplus are
+unbounded, so +-Inf inputs give +-Inf (or NaN where coefficients of both
+signs meet an infinity), as their formulas do.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfkaf import _loader
+from tfkaf import _xla
+
+__all__ = ["KERNELS", "default_gamma", "default_gamma_2d", "kaf", "kaf2d",
+           "kaf_composite", "kaf2d_composite"]
+
+KERNELS = ("gaussian", "relu", "softplus")
+
+
+def _step(boundary, num_centres):
+  boundary = float(boundary)
+  num_centres = int(num_centres)
+  if num_centres < 2:
+    raise ValueError(
+        f"the dictionary needs at least 2 centres, got {num_centres}")
+  if not (math.isfinite(boundary) and boundary > 0):
+    raise ValueError(
+        f"boundary must be a positive finite number, got {boundary}")
+  return 2.0 * boundary / (num_centres - 1)
 
 
 def default_gamma(boundary, num_centres):
-  raise NotImplementedError
+  """Default Gaussian bandwidth of a KAF: 1 / (8 step^2).
+
+  step = 2 * boundary / (num_centres - 1) is the spacing of the dictionary
+  linspace(-boundary, boundary, num_centres); this is the rule of the
+  reference kafnets code (sigma = 2 step, gamma = 0.5 / sigma^2).
+  """
+  step = _step(boundary, num_centres)
+  return 1.0 / (8.0 * step * step)
 
 
 def default_gamma_2d(boundary, num_centres):
-  raise NotImplementedError
+  """Default Gaussian bandwidth of a 2D-KAF: 1 / (4 step^2).
+
+  num_centres is D, the side of the D x D grid (sigma = 2 step / sqrt(2)).
+  """
+  step = _step(boundary, num_centres)
+  return 1.0 / (4.0 * step * step)
 
 
-def kaf(*args, **kwargs):
-  raise NotImplementedError
+def _ops():
+  return _loader.load_ops()
 
 
-def kaf2d(*args, **kwargs):
-  raise NotImplementedError
+def _check_kernel(kernel):
+  if kernel not in KERNELS:
+    raise ValueError(f"unknown KAF kernel {kernel!r}: expected one of "
+                     f"{', '.join(repr(k) for k in KERNELS)}")
 
 
-kaf_composite = kaf
-kaf2d_composite = kaf2d
+def _convert(x, alpha):
+  """Tensors of the op's type: integer x is cast to float32, complex refused.
+  """
+  x = tf.convert_to_tensor(x)
+  if x.dtype.is_complex:
+    raise TypeError("KAF inputs must be real floating-point tensors (float16, "
+                    f"bfloat16, float32 or float64), got x of type "
+                    f"{x.dtype.name}")
+  if not x.dtype.is_floating:
+    x = tf.cast(x, tf.float32)
+  alpha = tf.convert_to_tensor(alpha, dtype_hint=x.dtype)
+  if alpha.dtype != x.dtype:
+    raise TypeError(f"alpha must have the dtype of x ({x.dtype.name}), got "
+                    f"{alpha.dtype.name}: cast one of them first")
+  return x, alpha
+
+
+def _valid_boundary(boundary):
+  return math.isfinite(boundary) and boundary > 0
+
+
+def _gamma_attr(gamma, boundary, alpha, two_d):
+  """The gamma attribute: explicit, or the default rule for alpha's D.
+
+  Invalid combinations are passed on unchanged (or as 1.0) so that the op
+  reports them with its own InvalidArgumentError.
+  """
+  if gamma is not None:
+    return float(gamma)
+  width = alpha.shape[-1] if alpha.shape.rank else None
+  if alpha.shape.rank is not None and alpha.shape.rank != 2:
+    return 1.0  # the op reports alpha's rank
+  if width is None:
+    raise ValueError(
+        "the number of centres (alpha.shape[1]) must be known statically to "
+        "compute the default gamma; pass gamma explicitly")
+  if two_d:
+    side = int(round(math.sqrt(width)))
+    if side * side != width or side < 2 or not _valid_boundary(boundary):
+      return 1.0
+    return default_gamma_2d(boundary, side)
+  if width < 2 or not _valid_boundary(boundary):
+    return 1.0
+  return default_gamma(boundary, width)
+
+
+# The wrappers branch on static values only: no AutoGraph conversion needed.
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
+@_no_autograph
+def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
+  """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
+
+  y = sum_i alpha[c, i] k(x, d_i) for every element x of channel c, with the
+  dictionary d = linspace(-boundary, boundary, D).
+
+  Args:
+    x: tensor of rank >= 1 with C channels along `axis` (float16, bfloat16,
+      float32 or float64; 16-bit types are computed in float32).
+    alpha: [C, D] mixing coefficients (same dtype as x), D >= 2.
+    boundary: the dictionary spans [-boundary, boundary].
+    kernel: "gaussian" (exp(-gamma (x - d)^2)), "relu" (max(0, x - d)) or
+      "softplus" (log(1 + exp(x - d))).
+    gamma: Gaussian bandwidth; default `default_gamma(boundary, D)`.
+    axis: the channel axis (-1: channels-last; 1: channels-first NCHW).
+
+  Returns:
+    A tensor of x's shape and dtype.
+  """
+  x, alpha = _convert(x, alpha)
+  boundary = float(boundary)
+  if _xla.in_xla_context():
+    return kaf_composite(x, alpha, boundary=boundary, kernel=kernel,
+                         gamma=gamma, axis=axis)
+  return _ops().tfkaf_kaf(
+      x, alpha, boundary=boundary,
+      gamma=_gamma_attr(gamma, boundary, alpha, two_d=False),
+      kernel=kernel, axis=int(axis))
+
+
+@_no_autograph
+def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1):
+  """2D Kernel Activation Function.
+
+  x has 2H channels along `axis`; channel j (x1) is paired with channel j+H
+  (x2) and the output has H channels:
+  y = sum_k alpha[h, k] exp(-gamma ((x1 - d[k % D])^2 + (x2 - d[k // D])^2)).
+
+  Args:
+    x: tensor of rank >= 1 with an even channel count 2H along `axis`.
+    alpha: [H, D*D] mixing coefficients, D >= 2.
+    boundary: the grid spans [-boundary, boundary]^2.
+    gamma: Gaussian bandwidth; default `default_gamma_2d(boundary, D)`.
+    axis: the channel axis.
+
+  Returns:
+    A tensor of x's dtype and shape with H channels along `axis`.
+  """
+  x, alpha = _convert(x, alpha)
+  boundary = float(boundary)
+  if _xla.in_xla_context():
+    return kaf2d_composite(x, alpha, boundary=boundary, gamma=gamma,
+                           axis=axis)
+  return _ops().tfkaf_kaf2d(
+      x, alpha, boundary=boundary,
+      gamma=_gamma_attr(gamma, boundary, alpha, two_d=True), axis=int(axis))
+
+
+# ---------------------------------------------------------------------------
+# Composite (reference) forms.
+
+
+def _compute_dtype(dtype):
+  return tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
+
+
+def _channels_last(x, axis):
+  """x with `axis` moved last, and the permutation that undoes it."""
+  rank = x.shape.rank
+  if rank is None:
+    raise ValueError("the composite KAF needs x of known rank")
+  if rank < 1:
+    raise ValueError(
+        "x must have rank >= 1 (a channel axis is needed), got rank 0")
+  if not -rank <= axis < rank:
+    raise ValueError(f"axis {axis} is out of range for x of rank {rank} "
+                     f"(expected {-rank} <= axis < {rank})")
+  axis %= rank
+  if axis == rank - 1:
+    return x, None
+  perm = [d for d in range(rank) if d != axis] + [axis]
+  inverse = [0] * rank
+  for i, d in enumerate(perm):
+    inverse[d] = i
+  return tf.transpose(x, perm), inverse
+
+
+def _restore(y, inverse):
+  return y if inverse is None else tf.transpose(y, inverse)
+
+
+def _centres(boundary, num_centres, dtype):
+  return tf.linspace(tf.constant(-boundary, dtype),
+                     tf.constant(boundary, dtype), num_centres)
+
+
+def _composite_prologue(x, alpha, boundary, gamma, two_d):
+  x, alpha = _convert(x, alpha)
+  boundary = float(boundary)
+  if not _valid_boundary(boundary):
+    raise ValueError(
+        f"boundary must be a positive finite number, got {boundary}")
+  if alpha.shape.rank != 2:
+    raise ValueError("alpha must be a 2-D tensor "
+                     f"{'[H, D*D]' if two_d else '[channels, D]'}, got shape "
+                     f"{alpha.shape}")
+  width = alpha.shape[-1]
+  if width is None:
+    raise ValueError("the composite KAF needs alpha's number of centres "
+                     "(alpha.shape[1]) to be known statically")
+  if two_d:
+    side = int(round(math.sqrt(width)))
+    if side * side != width or side < 2:
+      raise ValueError("alpha's second dimension must be a perfect square "
+                       f"D*D with D >= 2, got {width}")
+  else:
+    side = width
+    if side < 2:
+      raise ValueError(f"alpha must have D >= 2 columns, got D = {side}")
+  if gamma is None:
+    gamma = (default_gamma_2d if two_d else default_gamma)(boundary, side)
+  gamma = float(gamma)
+  if not (math.isfinite(gamma) and gamma > 0):
+    raise ValueError(f"gamma must be a positive finite number, got {gamma}")
+  # The ops' attributes are float32: round alike so that both forms (and
+  # jit_compile=True, which uses this one) give the same numbers.
+  return x, alpha, _f32(boundary), _f32(gamma), side
+
+
+def _f32(value):
+  return float(np.float32(value))
+
+
+def _kernel_values(t, kernel, gamma):
+  if kernel == "gaussian":
+    return tf.exp(-gamma * tf.square(t))
+  if kernel == "relu":
+    return tf.nn.relu(t)
+  return tf.nn.softplus(t)
+
+
+def _kernel_derivative(t, kernel, gamma):
+  if kernel == "gaussian":
+    return -2.0 * gamma * t * tf.exp(-gamma * tf.square(t))
+  if kernel == "relu":
+    return tf.cast(t > 0, t.dtype)
+  return tf.sigmoid(t)
+
+
+@_no_autograph
+def kaf_composite(x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
+                  axis=-1):
+  """`kaf` as composite TF ops: expands x to [..., C, D] (the reference)."""
+  _check_kernel(kernel)
+  x, alpha, boundary, gamma, side = _composite_prologue(
+      x, alpha, boundary, gamma, two_d=False)
+  dtype = x.dtype
+  compute = _compute_dtype(dtype)
+  xt, inverse = _channels_last(tf.cast(x, compute), axis)
+  d = _centres(boundary, side, compute)
+  k = _kernel_values(xt[..., None] - d, kernel, gamma)  # [..., C, D]
+  y = tf.reduce_sum(k * tf.cast(alpha, compute), axis=-1)
+  return tf.cast(_restore(y, inverse), dtype)
+
+
+def _grid_2d(boundary, side, dtype):
+  d = _centres(boundary, side, dtype)
+  return tf.tile(d, [side]), tf.repeat(d, side)  # d[k % D], d[k // D]
+
+
+@_no_autograph
+def kaf2d_composite(x, alpha, boundary=3.0, gamma=None, axis=-1):
+  """`kaf2d` as composite TF ops: expands to [..., H, D*D] (the reference)."""
+  x, alpha, boundary, gamma, side = _composite_prologue(
+      x, alpha, boundary, gamma, two_d=True)
+  dtype = x.dtype
+  compute = _compute_dtype(dtype)
+  xt, inverse = _channels_last(tf.cast(x, compute), axis)
+  x1, x2 = _split_pairs(xt)
+  cx, cy = _grid_2d(boundary, side, compute)
+  k = tf.exp(-gamma * (tf.square(x1[..., None] - cx) +
+                       tf.square(x2[..., None] - cy)))  # [..., H, D*D]
+  y = tf.reduce_sum(k * tf.cast(alpha, compute), axis=-1)
+  return tf.cast(_restore(y, inverse), dtype)
+
+
+def _split_pairs(xt):
+  channels = xt.shape[-1]
+  if channels is not None and channels % 2:
+    raise ValueError("2D-KAF needs an even number of channels (2H, channel j "
+                     f"paired with channel j+H), got {channels}")
+  return tf.split(xt, 2, axis=-1)
+
+
+# Composite first-order gradients (for the second-order gradients).
+
+
+def _kaf_grad_composite(dy, x, alpha, boundary, kernel, gamma, axis):
+  compute = _compute_dtype(x.dtype)
+  xt, inverse = _channels_last(tf.cast(x, compute), axis)
+  dyt, _ = _channels_last(tf.cast(dy, compute), axis)
+  alpha_c = tf.cast(alpha, compute)
+  d = _centres(boundary, alpha.shape[-1], compute)
+  t = xt[..., None] - d
+  dx = dyt * tf.reduce_sum(alpha_c * _kernel_derivative(t, kernel, gamma),
+                           axis=-1)
+  k = _kernel_values(t, kernel, gamma)
+  outer = list(range(xt.shape.rank - 1))
+  dalpha = tf.reduce_sum(dyt[..., None] * k, axis=outer)
+  return (tf.cast(_restore(dx, inverse), x.dtype),
+          tf.cast(dalpha, alpha.dtype))
+
+
+def _kaf2d_grad_composite(dy, x, alpha, boundary, gamma, axis):
+  compute = _compute_dtype(x.dtype)
+  side = int(round(math.sqrt(alpha.shape[-1])))
+  xt, inverse = _channels_last(tf.cast(x, compute), axis)
+  dyt, _ = _channels_last(tf.cast(dy, compute), axis)
+  alpha_c = tf.cast(alpha, compute)
+  x1, x2 = _split_pairs(xt)
+  cx, cy = _grid_2d(boundary, side, compute)
+  t1 = x1[..., None] - cx
+  t2 = x2[..., None] - cy
+  k = tf.exp(-gamma * (tf.square(t1) + tf.square(t2)))
+  w = alpha_c * k
+  scale = -2.0 * gamma * dyt
+  dx1 = scale * tf.reduce_sum(w * t1, axis=-1)
+  dx2 = scale * tf.reduce_sum(w * t2, axis=-1)
+  dx = tf.concat([dx1, dx2], axis=-1)
+  outer = list(range(xt.shape.rank - 1))
+  dalpha = tf.reduce_sum(dyt[..., None] * k, axis=outer)
+  return (tf.cast(_restore(dx, inverse), x.dtype),
+          tf.cast(dalpha, alpha.dtype))
+
+
+# ---------------------------------------------------------------------------
+# Gradient registrations.
+
+
+def _attrs(op, has_kernel):
+  # Eager ops report the Python values they were called with: round them as
+  # the float32 attributes were.
+  attrs = {"boundary": _f32(op.get_attr("boundary")),
+           "gamma": _f32(op.get_attr("gamma")), "axis": op.get_attr("axis")}
+  if has_kernel:
+    kernel = op.get_attr("kernel")
+    attrs["kernel"] = kernel.decode() if isinstance(kernel, bytes) else kernel
+  return attrs
+
+
+@tf.RegisterGradient("Tfkaf>Kaf")
+def _kaf_gradient(op, dy):
+  x, alpha = op.inputs
+  return _ops().tfkaf_kaf_grad(dy, x, alpha, **_attrs(op, True))
+
+
+@tf.RegisterGradient("Tfkaf>Kaf2d")
+def _kaf2d_gradient(op, dy):
+  x, alpha = op.inputs
+  return _ops().tfkaf_kaf2d_grad(dy, x, alpha, **_attrs(op, False))
+
+
+def _second_order(op, grads, composite):
+  """Gradient of a gradient op via its composite expression."""
+  dy, x, alpha = op.inputs
+  ddx, ddalpha = grads
+  ddx = tf.zeros_like(x) if ddx is None else ddx
+  ddalpha = tf.zeros_like(alpha) if ddalpha is None else ddalpha
+  with tf.GradientTape() as tape:
+    tape.watch([dy, x, alpha])
+    dx, dalpha = composite(dy, x, alpha)
+  return tape.gradient([dx, dalpha], [dy, x, alpha],
+                       output_gradients=[ddx, ddalpha],
+                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+
+@tf.RegisterGradient("Tfkaf>KafGrad")
+def _kaf_grad_gradient(op, ddx, ddalpha):
+  a = _attrs(op, True)
+  return _second_order(
+      op, (ddx, ddalpha),
+      lambda dy, x, alpha: _kaf_grad_composite(
+          dy, x, alpha, a["boundary"], a["kernel"], a["gamma"], a["axis"]))
+
+
+@tf.RegisterGradient("Tfkaf>Kaf2dGrad")
+def _kaf2d_grad_gradient(op, ddx, ddalpha):
+  a = _attrs(op, False)
+  return _second_order(
+      op, (ddx, ddalpha),
+      lambda dy, x, alpha: _kaf2d_grad_composite(
+          dy, x, alpha, a["boundary"], a["gamma"], a["axis"]))

@@ -1,0 +1,877 @@
+// Vectorised CPU tile kernels of KAF and 2D-KAF.
+//
+// Deliberately without an include guard: kaf_cpu.cc includes this file twice,
+// once as namespace tfkaf::generic (the x86-64 baseline TensorFlow's wheel is
+// built for) and once as tfkaf::avx2 under `#pragma GCC target("avx2,fma")`,
+// and picks one at run time from the CPU's features. Everything here works on
+// raw pointers and GCC vector types (32 bytes: 8 floats / 4 doubles; the
+// baseline build splits them into SSE2 halves) and uses no standard library
+// template, so that no code compiled for AVX2 can be shared with the baseline
+// path. The includer provides <cstdint>, <cstring>, KafCpuParams, Tile and
+// kTab1d.
+//
+// Tiles. Channels-last inputs (inner == 1) are processed as tiles of rows x
+// channels: the lanes of a vector are W consecutive channels, and a batch of
+// U vectors takes the same channels from U rows, so that the batch shares
+// its coefficient loads and its dalpha accumulators. Coefficient tables are
+// blocked per W channels ([C/W][K][W], one vector load per coefficient).
+// Otherwise (kUniform: the lanes are consecutive positions of one channel)
+// a batch is U consecutive vectors of the row and coefficients are
+// broadcast. Several independent vectors per batch also hide the latency of
+// the per-vector dependency chains.
+//
+// Gaussian basis (walk mode). The recurrence exp(-g (x - d_{j+1})^2) =
+// exp(-g (x - d_j)^2) r_j, r_{j+1} = r_j exp(-2 g step^2) is used in the
+// factored form e_j = f_j C_j, f_{j+1} = f_j v, where v = exp(2 g step x),
+// f_j = exp(-g x^2 + 2 g x d_j) and C_j = exp(-g d_j^2) is a per-call
+// constant: two exponentials per element, then ONE multiply per centre, C_j
+// being folded into the coefficient tables (forward, dx) or applied once to
+// the summed dalpha. Every SIMD lane walks the centres in the same order, so
+// coefficient loads and dalpha updates stay plain vector operations; to make
+// that safe each lane starts at the grid end nearest to x. Negative x walks
+// from d_0 upwards; x >= 0 is mirrored (d is symmetric, so
+// exp(-g (x - d_i)^2) = exp(-g (-x - d_{D-1-i})^2); the tables hold both
+// orders) and walks from d_{D-1} downwards. Then v <= 1 always: beyond the
+// grid the walk goes outwards from the nearest centre, where the values only
+// decrease, as in the scheme; inside it f stays within
+// [1, e^{g boundary^2}]. kaf_cpu.cc enables walk mode only when
+// g boundary^2 <= 40 and g step^2 (D - 2) <= 40 (nothing overflows, C_j and
+// alpha C_j stay normal) and where v can underflow every basis value is
+// already below e^-100; otherwise (narrow Gaussians, very large D) every
+// centre gets its own exponential (direct mode). x is first clamped to
+// [-boundary - L, boundary + L] with g L^2 = 800, where every basis value is
+// exactly 0 in float and double, so +-Inf and 1e30 give finite zeros (never
+// 0 * inf); NaN fails every comparison, passes the clamps and comes out as
+// NaN. No value is ever converted to a memory index.
+
+#ifndef TFKAF_SIMD_NS
+#error "define TFKAF_SIMD_NS before including kaf_cpu_simd.h"
+#endif
+
+namespace tfkaf {
+namespace TFKAF_SIMD_NS {
+
+#define TFKAF_AI inline __attribute__((always_inline))
+#define TFKAF_UNROLL _Pragma("GCC unroll 8")
+
+template <typename A>
+struct Simd;
+
+template <>
+struct Simd<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef std::int32_t I __attribute__((vector_size(32)));
+  static constexpr int W = 8;
+
+  static TFKAF_AI V Bc(float s) { return V{s, s, s, s, s, s, s, s}; }
+  static TFKAF_AI I BcI(std::int32_t s) { return I{s, s, s, s, s, s, s, s}; }
+
+  // exp(a[k]) for k < N, in place, stage by stage so that the N
+  // evaluations interleave. Accurate to ~1 ulp for a in [-87.3, 88]; 0 below
+  // (the smallest normal float); NaN stays NaN.
+  template <int N>
+  static TFKAF_AI void ExpN(V* a) {
+    const V lo = Bc(-87.33654f);
+    const V hi = Bc(88.0f);
+    const V magic = Bc(12582912.0f);  // 1.5 * 2^23: rounds to an integer
+    I under[N], n[N];
+    V r[N], p[N];
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      under[k] = a[k] < lo;
+      V ac = (a[k] < lo) ? lo : a[k];
+      ac = (ac > hi) ? hi : ac;
+      const V fx = ac * Bc(1.44269504088896341f) + magic;
+      n[k] = (I)fx - (I)magic;
+      const V nf = fx - magic;
+      r[k] = ac - nf * Bc(0.693359375f);
+      r[k] = r[k] - nf * Bc(-2.12194440e-4f);
+      p[k] = Bc(1.9875691500E-4f);
+    }
+    static constexpr float kPoly[] = {1.3981999507E-3f, 8.3334519073E-3f,
+                                      4.1665795894E-2f, 1.6666665459E-1f,
+                                      5.0000001201E-1f};
+    TFKAF_UNROLL
+    for (int c = 0; c < 5; ++c) {
+      TFKAF_UNROLL
+      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(kPoly[c]);
+    }
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      V y = p[k] * (r[k] * r[k]) + r[k] + Bc(1.0f);
+      y = y * (V)((n[k] + BcI(127)) << 23);
+      a[k] = under[k] ? Bc(0.0f) : y;
+    }
+  }
+  static TFKAF_AI V Exp(V a) {
+    ExpN<1>(&a);
+    return a;
+  }
+
+  // log(1 + y) for y in [0, 1]: 2 atanh(z), z = y / (2 + y) <= 1/3.
+  static TFKAF_AI V Log1pUnit(V y) {
+    const V z = y / (y + Bc(2.0f));
+    const V w = z * z;
+    V p = Bc(1.0f / 13);
+    p = p * w + Bc(1.0f / 11);
+    p = p * w + Bc(1.0f / 9);
+    p = p * w + Bc(1.0f / 7);
+    p = p * w + Bc(1.0f / 5);
+    p = p * w + Bc(1.0f / 3);
+    p = p * w + Bc(1.0f);
+    return (z + z) * p;
+  }
+
+  static TFKAF_AI V Abs(V v) { return (V)((I)v & BcI(0x7fffffff)); }
+};
+
+template <>
+struct Simd<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef std::int64_t I __attribute__((vector_size(32)));
+  static constexpr int W = 4;
+
+  static TFKAF_AI V Bc(double s) { return V{s, s, s, s}; }
+  static TFKAF_AI I BcI(std::int64_t s) { return I{s, s, s, s}; }
+
+  template <int N>
+  static TFKAF_AI void ExpN(V* a) {
+    const V lo = Bc(-708.39);
+    const V hi = Bc(709.0);
+    const V magic = Bc(6755399441055744.0);  // 1.5 * 2^52
+    I under[N], n[N];
+    V r[N], p[N];
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      under[k] = a[k] < lo;
+      V ac = (a[k] < lo) ? lo : a[k];
+      ac = (ac > hi) ? hi : ac;
+      const V fx = ac * Bc(1.4426950408889634) + magic;
+      n[k] = (I)fx - (I)magic;
+      const V nf = fx - magic;
+      r[k] = ac - nf * Bc(6.93145751953125E-1);
+      r[k] = r[k] - nf * Bc(1.42860682030941723212E-6);
+      p[k] = Bc(1.0 / 6227020800.0);
+    }
+    // Taylor series to r^13 (|r| <= 0.347: truncation < 1e-17).
+    static constexpr double kPoly[] = {
+        1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+        1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+        1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+        1.0 / 6.0,         0.5,              1.0,
+        1.0};
+    TFKAF_UNROLL
+    for (int c = 0; c < 13; ++c) {
+      TFKAF_UNROLL
+      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(kPoly[c]);
+    }
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      a[k] = under[k] ? Bc(0.0) : p[k] * (V)((n[k] + BcI(1023)) << 52);
+    }
+  }
+  static TFKAF_AI V Exp(V a) {
+    ExpN<1>(&a);
+    return a;
+  }
+
+  static TFKAF_AI V Log1pUnit(V y) {
+    const V z = y / (y + Bc(2.0));
+    const V w = z * z;
+    V p = Bc(1.0 / 35);
+    for (int k = 33; k >= 1; k -= 2) p = p * w + Bc(1.0 / k);
+    return (z + z) * p;
+  }
+
+  static TFKAF_AI V Abs(V v) {
+    return (V)((I)v & BcI(0x7fffffffffffffffLL));
+  }
+};
+
+template <typename A>
+TFKAF_AI typename Simd<A>::V Load(const A* p) {
+  typename Simd<A>::V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename A>
+TFKAF_AI void Store(A* p, typename Simd<A>::V v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// The first n (<= W) lanes from p, zeros after.
+template <typename A>
+TFKAF_AI typename Simd<A>::V LoadN(const A* p, int64 n) {
+  if (n >= Simd<A>::W) return Load(p);
+  A buf[Simd<A>::W];
+  for (int l = 0; l < Simd<A>::W; ++l) buf[l] = l < n ? p[l] : A(0);
+  return Load(buf);
+}
+
+template <typename A>
+TFKAF_AI void StoreN(A* p, typename Simd<A>::V v, int64 n) {
+  if (n >= Simd<A>::W) {
+    Store(p, v);
+    return;
+  }
+  for (int l = 0; l < n; ++l) p[l] = v[l];
+}
+
+// Table entry k for the lanes of a batch: a broadcast (one channel) or a
+// vector load from a blocked table.
+template <typename A, bool kUniform>
+TFKAF_AI typename Simd<A>::V TabAt(const A* tab, int64 k) {
+  if (kUniform) return Simd<A>::Bc(tab[k]);
+  return Load(tab + k * Simd<A>::W);
+}
+
+// Clamps x for the Gaussian (NaN passes).
+template <typename A>
+TFKAF_AI typename Simd<A>::V Clamp(const KafCpuParams<A>& p,
+                                  typename Simd<A>::V x) {
+  using S = Simd<A>;
+  const typename S::V lo = S::Bc(p.lo), hi = S::Bc(p.hi);
+  x = (x < lo) ? lo : x;
+  return (x > hi) ? hi : x;
+}
+
+// dy * (-2 gamma) * acc, without forming -2 gamma (inf for float gammas
+// above 1.7e38, and inf * 0 would be NaN where acc is 0).
+template <typename A>
+TFKAF_AI typename Simd<A>::V DxScale(const KafCpuParams<A>& p,
+                                    typename Simd<A>::V acc,
+                                    typename Simd<A>::V dy) {
+  using S = Simd<A>;
+  return ((acc * S::Bc(-p.gamma)) * S::Bc(A(2))) * dy;
+}
+
+// Walk-mode start for N vectors: x' = -|x| clamped, the clamped x, f_0 and
+// v (see the top of the file).
+template <typename A, int N>
+TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
+                        typename Simd<A>::I* neg, typename Simd<A>::V* xc,
+                        typename Simd<A>::V* f, typename Simd<A>::V* v) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  const V lo = S::Bc(p.lo);
+  TFKAF_UNROLL
+  for (int k = 0; k < N; ++k) {
+    neg[k] = x[k] < S::Bc(A(0));
+    V xp = -S::Abs(x[k]);
+    xp = (xp < lo) ? lo : xp;
+    xc[k] = neg[k] ? xp : -xp;
+    const V t0 = xp + S::Bc(p.boundary);
+    f[k] = (S::Bc(-p.gamma) * t0) * t0 + S::Bc(p.gb2);
+    v[k] = S::Bc(p.two_gs) * xp;
+  }
+  S::template ExpN<N>(f);
+  S::template ExpN<N>(v);
+}
+
+// Exact Gaussian basis E[i] = exp(-gamma (x - d_i)^2) in natural order (both
+// modes); Em: D vectors of scratch. Returns x clamped.
+template <typename A>
+TFKAF_AI typename Simd<A>::V GaussBasis(const KafCpuParams<A>& p,
+                                       typename Simd<A>::V x,
+                                       typename Simd<A>::V* E,
+                                       typename Simd<A>::V* Em) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  using I = typename S::I;
+  const int64 D = p.D;
+  if (p.walk) {
+    I neg;
+    V xc, f, v;
+    WalkStart<A, 1>(p, &x, &neg, &xc, &f, &v);
+    for (int64 j = 0; j < D; ++j) {
+      Em[j] = f;
+      f = f * v;
+    }
+    for (int64 i = 0; i < D; ++i) {
+      E[i] = (neg ? Em[i] : Em[D - 1 - i]) * S::Bc(p.scale[i]);
+    }
+    return xc;
+  }
+  const V xc = Clamp(p, x);
+  for (int64 i = 0; i < D; ++i) {
+    const V t = xc - S::Bc(p.d[i]);
+    E[i] = S::Exp((S::Bc(-p.gamma) * t) * t);
+  }
+  return xc;
+}
+
+// GaussBasis for N vectors at once (the exponentials interleave): E and Em
+// hold N * D vectors ([n][i]); xc receives the clamped x.
+template <typename A, int N>
+TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
+                          const typename Simd<A>::V* x,
+                          typename Simd<A>::V* E, typename Simd<A>::V* Em,
+                          typename Simd<A>::V* xc) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  using I = typename S::I;
+  const int64 D = p.D;
+  if (!p.walk) {
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) xc[n] = GaussBasis<A>(p, x[n], E + n * D, Em);
+    return;
+  }
+  I neg[N];
+  V f[N], v[N];
+  WalkStart<A, N>(p, x, neg, xc, f, v);
+  for (int64 j = 0; j < D; ++j) {
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) {
+      Em[n * D + j] = f[n];
+      f[n] = f[n] * v[n];
+    }
+  }
+  for (int64 i = 0; i < D; ++i) {
+    const V c = S::Bc(p.scale[i]);
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) {
+      const V* m = Em + n * D;
+      E[n * D + i] = (neg[n] ? m[i] : m[D - 1 - i]) * c;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Batches of U vectors sharing coefficients (and dalpha accumulators).
+
+// 1D Gaussian forward, walk mode. tab: [D][kTab1d] entries (alpha_j C_j,
+// alpha_{D-1-j} C_j, alpha_j C_j d_j; C is symmetric).
+template <typename A, int U, bool kUniform>
+TFKAF_AI void WalkForward(const KafCpuParams<A>& p,
+                          const typename Simd<A>::V* x, const A* tab,
+                          typename Simd<A>::V* y) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  using I = typename S::I;
+  I neg[U];
+  V xc[U], f[U], v[U], acc[U];
+  WalkStart<A, U>(p, x, neg, xc, f, v);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
+  const int64 D = p.D;
+  for (int64 j = 0; j < D; ++j) {
+    const V an = TabAt<A, kUniform>(tab, kTab1d * j);
+    const V ap = TabAt<A, kUniform>(tab, kTab1d * j + 1);
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      acc[u] = acc[u] + (neg[u] ? an : ap) * f[u];
+      f[u] = f[u] * v[u];
+    }
+  }
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) y[u] = acc[u];
+}
+
+// 1D Gaussian backward, walk mode: dx for each vector; adds
+// sum_u dy_u e_i / C_i to dA[i] (kaf_cpu.cc multiplies the sums by C_i).
+// scratch: U * D vectors.
+template <typename A, int U, bool kUniform>
+TFKAF_AI void WalkBackward(const KafCpuParams<A>& p,
+                           const typename Simd<A>::V* x,
+                           const typename Simd<A>::V* dy, const A* tab,
+                           typename Simd<A>::V* dA,
+                           typename Simd<A>::V* scratch,
+                           typename Simd<A>::V* dx) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  using I = typename S::I;
+  const int64 D = p.D;
+  I neg[U];
+  V xc[U], f[U], v[U], acc[U];
+  WalkStart<A, U>(p, x, neg, xc, f, v);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
+  for (int64 j = 0; j < D; ++j) {
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      scratch[u * D + j] = f[u];
+      f[u] = f[u] * v[u];
+    }
+  }
+  V acc_d[U];
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) acc_d[u] = S::Bc(A(0));
+  // sum_i alpha_i e_i (x - d_i) = x sum_i alpha_i e_i - sum_i alpha_i d_i e_i
+  for (int64 i = 0; i < D; ++i) {
+    const V an = TabAt<A, kUniform>(tab, kTab1d * i);
+    const V ad = TabAt<A, kUniform>(tab, kTab1d * i + 2);
+    V sum = S::Bc(A(0));
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      const V* Em = scratch + u * D;
+      const V e = neg[u] ? Em[i] : Em[D - 1 - i];
+      acc[u] = acc[u] + an * e;
+      acc_d[u] = acc_d[u] + ad * e;
+      sum = sum + dy[u] * e;
+    }
+    dA[i] = dA[i] + sum;
+  }
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) {
+    dx[u] = DxScale(p, xc[u] * acc[u] - acc_d[u], dy[u]);
+  }
+}
+
+// 1D forward, one vector, any kernel (Gaussian in direct mode). tab:
+// [D][kTab1d], entry (j, 0) = alpha_j. scratch: 2 D vectors.
+template <typename A, KafKernel K, bool kUniform>
+TFKAF_AI typename Simd<A>::V Forward1(const KafCpuParams<A>& p,
+                                     typename Simd<A>::V x, const A* tab,
+                                     typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  const int64 D = p.D;
+  const V zero = S::Bc(A(0));
+  V acc = zero;
+  if (K == KafKernel::kGaussian) {
+    V* E = scratch;
+    GaussBasis<A>(p, x, E, scratch + D);
+    for (int64 i = 0; i < D; ++i) {
+      acc = acc + TabAt<A, kUniform>(tab, kTab1d * i) * E[i];
+    }
+    return acc;
+  }
+  for (int64 i = 0; i < D; ++i) {
+    const V t = x - S::Bc(p.d[i]);
+    V b;
+    if (K == KafKernel::kRelu) {
+      b = (t <= zero) ? zero : t;  // NaN stays NaN
+    } else {
+      const V ez = S::Exp(-S::Abs(t));
+      b = S::Log1pUnit(ez) + ((t <= zero) ? zero : t);
+    }
+    acc = acc + TabAt<A, kUniform>(tab, kTab1d * i) * b;
+  }
+  return acc;
+}
+
+// 1D backward, one vector, any kernel (Gaussian in direct mode): dx; adds
+// dy * k(x, d_i) to dA[i]. scratch: 2 D vectors.
+template <typename A, KafKernel K, bool kUniform>
+TFKAF_AI typename Simd<A>::V Backward1(const KafCpuParams<A>& p,
+                                      typename Simd<A>::V x,
+                                      typename Simd<A>::V dy, const A* tab,
+                                      typename Simd<A>::V* dA,
+                                      typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  using I = typename S::I;
+  const int64 D = p.D;
+  const V zero = S::Bc(A(0));
+  V acc = zero;
+  if (K == KafKernel::kGaussian) {
+    V* E = scratch;
+    const V xc = GaussBasis<A>(p, x, E, scratch + D);
+    for (int64 i = 0; i < D; ++i) {
+      const V e = E[i];
+      acc = acc + (TabAt<A, kUniform>(tab, kTab1d * i) * e) *
+                      (xc - S::Bc(p.d[i]));
+      dA[i] = dA[i] + dy * e;
+    }
+    return DxScale(p, acc, dy);
+  }
+  for (int64 i = 0; i < D; ++i) {
+    const V t = x - S::Bc(p.d[i]);
+    const V a = TabAt<A, kUniform>(tab, kTab1d * i);
+    if (K == KafKernel::kRelu) {
+      const V b = (t <= zero) ? zero : t;
+      acc = acc + ((t > zero) ? a : zero);
+      dA[i] = dA[i] + dy * b;
+    } else {
+      const V ez = S::Exp(-S::Abs(t));
+      const V inv = S::Bc(A(1)) / (S::Bc(A(1)) + ez);
+      const V sig = (t >= zero) ? inv : ez * inv;  // sigmoid(t), stable
+      const V b = S::Log1pUnit(ez) + ((t <= zero) ? zero : t);
+      acc = acc + a * sig;
+      dA[i] = dA[i] + dy * b;
+    }
+  }
+  V dx = dy * acc;
+  if (K == KafKernel::kRelu) {
+    const I nan = x != x;
+    dx = nan ? x : dx;
+  }
+  return dx;
+}
+
+// 2D-KAF forward. tab: [D*D] entries, k = b * D + a for (x1 - d_a, x2 - d_b).
+// scratch: 3 U D vectors.
+template <typename A, int U, bool kUniform>
+TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
+                       const typename Simd<A>::V* x2, const A* tab,
+                       typename Simd<A>::V* scratch, typename Simd<A>::V* y) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  const int64 D = p.D;
+  V* E1 = scratch;           // [U][D]
+  V* E2 = scratch + U * D;   // [U][D]
+  V* Em = scratch + 2 * U * D;
+  V xc[U];
+  GaussBasisN<A, U>(p, x1, E1, Em, xc);
+  GaussBasisN<A, U>(p, x2, E2, Em, xc);
+  V acc[U];
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
+  for (int64 b = 0; b < D; ++b) {
+    V q[U];
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) q[u] = S::Bc(A(0));
+    for (int64 a = 0; a < D; ++a) {
+      const V al = TabAt<A, kUniform>(tab, b * D + a);
+      TFKAF_UNROLL
+      for (int u = 0; u < U; ++u) q[u] = q[u] + al * E1[u * D + a];
+    }
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) acc[u] = acc[u] + q[u] * E2[u * D + b];
+  }
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) y[u] = acc[u];
+}
+
+// 2D-KAF backward: dx1, dx2 for each vector; adds sum_u dy_u E1_u[a] E2_u[b]
+// to dA[b * D + a]. scratch: 3 U D vectors.
+template <typename A, int U, bool kUniform>
+TFKAF_AI void Backward2(const KafCpuParams<A>& p,
+                        const typename Simd<A>::V* x1,
+                        const typename Simd<A>::V* x2,
+                        const typename Simd<A>::V* dy, const A* tab,
+                        typename Simd<A>::V* dA, typename Simd<A>::V* scratch,
+                        typename Simd<A>::V* dx1, typename Simd<A>::V* dx2) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  const int64 D = p.D;
+  V* E1 = scratch;
+  V* E2 = scratch + U * D;
+  V* Em = scratch + 2 * U * D;
+  V xc1[U], xc2[U], acc1[U], acc2[U];
+  GaussBasisN<A, U>(p, x1, E1, Em, xc1);
+  GaussBasisN<A, U>(p, x2, E2, Em, xc2);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) {
+    acc1[u] = S::Bc(A(0));
+    acc2[u] = S::Bc(A(0));
+  }
+  // Q_u[b] = sum_a alpha_ab E1_u[a] (for dx2) and the dalpha outer products.
+  for (int64 b = 0; b < D; ++b) {
+    V q[U], w[U];
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      q[u] = S::Bc(A(0));
+      w[u] = dy[u] * E2[u * D + b];
+    }
+    V* dArow = dA + b * D;
+    for (int64 a = 0; a < D; ++a) {
+      const V al = TabAt<A, kUniform>(tab, b * D + a);
+      V sum = S::Bc(A(0));
+      TFKAF_UNROLL
+      for (int u = 0; u < U; ++u) {
+        const V e1 = E1[u * D + a];
+        q[u] = q[u] + al * e1;
+        sum = sum + w[u] * e1;
+      }
+      dArow[a] = dArow[a] + sum;
+    }
+    const V d = S::Bc(p.d[b]);
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      acc2[u] = acc2[u] + (xc2[u] - d) * E2[u * D + b] * q[u];
+    }
+  }
+  // P_u[a] = sum_b alpha_ab E2_u[b] (for dx1).
+  for (int64 a = 0; a < D; ++a) {
+    V pa[U];
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) pa[u] = S::Bc(A(0));
+    for (int64 b = 0; b < D; ++b) {
+      const V al = TabAt<A, kUniform>(tab, b * D + a);
+      TFKAF_UNROLL
+      for (int u = 0; u < U; ++u) pa[u] = pa[u] + al * E2[u * D + b];
+    }
+    const V d = S::Bc(p.d[a]);
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      acc1[u] = acc1[u] + (xc1[u] - d) * E1[u * D + a] * pa[u];
+    }
+  }
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) {
+    dx1[u] = DxScale(p, acc1[u], dy[u]);
+    dx2[u] = DxScale(p, acc2[u], dy[u]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tile loops (not inlined; one call per tile).
+//
+// Channels-last (kUniform = false): `rows` rows of `len` channels starting at
+// x, consecutive rows `stride` elements apart; `tab` is the blocked table at
+// the tile's first channel block (tab_stride entries per channel); dA (1D:
+// [blocks][D][W], 2D: [blocks][D*D][W]) the tile's slice of the chunk's
+// partial sums (vector aligned).
+// kUniform: one row of `len` positions of one channel (rows = 1); `tab` that
+// channel's table; dA its row of partial sums (scalars), to which the tile
+// adds its total.
+
+// Calls body(at, column) for batches of U full vectors and tail(at, lanes,
+// column) for the vectors left over (lanes: valid lanes, possibly < W), in
+// an order fixed by the tile's geometry. at: element offsets of the vectors
+// from the tile start; column: the vector column (channel block) index.
+template <int U, int W, bool kUniform, typename Body, typename Tail>
+TFKAF_AI void ForEachBatch(const Tile& t, Body body, Tail tail) {
+  if (kUniform) {
+    const int64 full = t.len / W;
+    int64 v = 0;
+    for (; v + U <= full; v += U) {
+      int64 at[U];
+      TFKAF_UNROLL
+      for (int u = 0; u < U; ++u) at[u] = (v + u) * W;
+      body(at, int64(0));
+    }
+    for (; v * W < t.len; ++v) tail(v * W, t.len - v * W, int64(0));
+    return;
+  }
+  // Rows (U at a time) outer, columns inner: streams through memory.
+  const int64 full = t.len / W;
+  int64 o = 0;
+  for (; o + U <= t.rows; o += U) {
+    for (int64 v = 0; v < full; ++v) {
+      int64 at[U];
+      TFKAF_UNROLL
+      for (int u = 0; u < U; ++u) at[u] = (o + u) * t.stride + v * W;
+      body(at, v);
+    }
+  }
+  for (int64 v = 0; v * W < t.len; ++v) {
+    const int64 lanes = t.len - v * W;
+    for (int64 r = v < full ? o : 0; r < t.rows; ++r) {
+      tail(r * t.stride + v * W, lanes, v);
+    }
+  }
+}
+
+template <typename A, KafKernel K, bool kUniform, int U>
+__attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
+                                           const Tile& t, const A* x, A* y,
+                                           const A* tab,
+                                           typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  const int64 tab_block = kTab1d * p.D * W;  // one table block per column
+  const bool walk = K == KafKernel::kGaussian && p.walk;
+  auto tab_at = [&](int64 column) {
+    return kUniform ? tab : tab + column * tab_block;
+  };
+  ForEachBatch<U, W, kUniform>(
+      t,
+      [&](const int64* at, int64 column) {
+        if (walk) {
+          V xv[U], yv[U];
+          TFKAF_UNROLL
+          for (int u = 0; u < U; ++u) xv[u] = Load(x + at[u]);
+          WalkForward<A, U, kUniform>(p, xv, tab_at(column), yv);
+          TFKAF_UNROLL
+          for (int u = 0; u < U; ++u) Store(y + at[u], yv[u]);
+        } else {
+          TFKAF_UNROLL
+          for (int u = 0; u < U; ++u) {
+            Store(y + at[u], Forward1<A, K, kUniform>(p, Load(x + at[u]),
+                                                      tab_at(column),
+                                                      scratch));
+          }
+        }
+      },
+      [&](int64 at, int64 lanes, int64 column) {
+        const V xv = LoadN(x + at, lanes);
+        V yv;
+        if (walk) {
+          WalkForward<A, 1, kUniform>(p, &xv, tab_at(column), &yv);
+        } else {
+          yv = Forward1<A, K, kUniform>(p, xv, tab_at(column), scratch);
+        }
+        StoreN(y + at, yv, lanes);
+      });
+}
+
+template <typename A, KafKernel K, bool kUniform, int U>
+__attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
+                                            const Tile& t, const A* dy,
+                                            const A* x, A* dx, const A* tab,
+                                            A* dA,
+                                            typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  const int64 D = p.D;
+  const int64 tab_block = kTab1d * D * W;
+  const int64 dA_block = D * W;
+  const bool walk = K == KafKernel::kGaussian && p.walk;
+  V* acc = scratch;  // kUniform: per-lane partial sums, D vectors
+  V* work = scratch + D;
+  if (kUniform) {
+    for (int64 i = 0; i < D; ++i) acc[i] = S::Bc(A(0));
+  }
+  auto tab_at = [&](int64 column) {
+    return kUniform ? tab : tab + column * tab_block;
+  };
+  auto dA_at = [&](int64 column) {
+    return kUniform ? acc : reinterpret_cast<V*>(dA + column * dA_block);
+  };
+  ForEachBatch<U, W, kUniform>(
+      t,
+      [&](const int64* at, int64 column) {
+        V xv[U], dyv[U], dxv[U];
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) {
+          xv[u] = Load(x + at[u]);
+          dyv[u] = Load(dy + at[u]);
+        }
+        if (walk) {
+          WalkBackward<A, U, kUniform>(p, xv, dyv, tab_at(column),
+                                       dA_at(column), work, dxv);
+        } else {
+          TFKAF_UNROLL
+          for (int u = 0; u < U; ++u) {
+            dxv[u] = Backward1<A, K, kUniform>(p, xv[u], dyv[u],
+                                               tab_at(column), dA_at(column),
+                                               work);
+          }
+        }
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) Store(dx + at[u], dxv[u]);
+      },
+      [&](int64 at, int64 lanes, int64 column) {
+        const V xv = LoadN(x + at, lanes);
+        const V dyv = LoadN(dy + at, lanes);  // zero lanes add nothing
+        V dxv;
+        if (walk) {
+          WalkBackward<A, 1, kUniform>(p, &xv, &dyv, tab_at(column),
+                                       dA_at(column), work, &dxv);
+        } else {
+          dxv = Backward1<A, K, kUniform>(p, xv, dyv, tab_at(column),
+                                          dA_at(column), work);
+        }
+        StoreN(dx + at, dxv, lanes);
+      });
+  if (kUniform) {
+    for (int64 i = 0; i < D; ++i) {
+      A s = dA[i];
+      for (int l = 0; l < W; ++l) s += acc[i][l];
+      dA[i] = s;
+    }
+  }
+}
+
+// 2D: x1 / x2 / dx1 / dx2 are the two channel halves (same offsets), y / dy
+// the output (row stride y_stride / dy_stride instead of t.stride).
+template <typename A, bool kUniform, int U>
+__attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
+                                            const Tile& t, const A* x1,
+                                            const A* x2, A* y,
+                                            int64 y_stride, const A* tab,
+                                            typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  const int64 tab_block = p.D * p.D * W;
+  auto tab_at = [&](int64 column) {
+    return kUniform ? tab : tab + column * tab_block;
+  };
+  // Output offset of an input offset (rows differ in stride).
+  auto out = [&](int64 at) {
+    return kUniform ? at : (at / t.stride) * y_stride + at % t.stride;
+  };
+  ForEachBatch<U, W, kUniform>(
+      t,
+      [&](const int64* at, int64 column) {
+        V a[U], b[U], yv[U];
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) {
+          a[u] = Load(x1 + at[u]);
+          b[u] = Load(x2 + at[u]);
+        }
+        Forward2<A, U, kUniform>(p, a, b, tab_at(column), scratch, yv);
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) Store(y + out(at[u]), yv[u]);
+      },
+      [&](int64 at, int64 lanes, int64 column) {
+        const V a = LoadN(x1 + at, lanes);
+        const V b = LoadN(x2 + at, lanes);
+        V yv;
+        Forward2<A, 1, kUniform>(p, &a, &b, tab_at(column), scratch, &yv);
+        StoreN(y + out(at), yv, lanes);
+      });
+}
+
+template <typename A, bool kUniform, int U>
+__attribute__((noinline)) void Backward2Tile(
+    const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
+    const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
+    typename Simd<A>::V* scratch) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  const int64 D2 = p.D * p.D;
+  const int64 tab_block = D2 * W;
+  V* acc = scratch;  // kUniform: D*D vectors
+  V* work = scratch + D2;
+  if (kUniform) {
+    for (int64 k = 0; k < D2; ++k) acc[k] = S::Bc(A(0));
+  }
+  auto tab_at = [&](int64 column) {
+    return kUniform ? tab : tab + column * tab_block;
+  };
+  auto dA_at = [&](int64 column) {
+    return kUniform ? acc : reinterpret_cast<V*>(dA + column * tab_block);
+  };
+  auto out = [&](int64 at) {
+    return kUniform ? at : (at / t.stride) * dy_stride + at % t.stride;
+  };
+  ForEachBatch<U, W, kUniform>(
+      t,
+      [&](const int64* at, int64 column) {
+        V a[U], b[U], g[U], d1[U], d2[U];
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) {
+          a[u] = Load(x1 + at[u]);
+          b[u] = Load(x2 + at[u]);
+          g[u] = Load(dy + out(at[u]));
+        }
+        Backward2<A, U, kUniform>(p, a, b, g, tab_at(column), dA_at(column),
+                                  work, d1, d2);
+        TFKAF_UNROLL
+        for (int u = 0; u < U; ++u) {
+          Store(dx1 + at[u], d1[u]);
+          Store(dx2 + at[u], d2[u]);
+        }
+      },
+      [&](int64 at, int64 lanes, int64 column) {
+        const V a = LoadN(x1 + at, lanes);
+        const V b = LoadN(x2 + at, lanes);
+        const V g = LoadN(dy + out(at), lanes);
+        V d1, d2;
+        Backward2<A, 1, kUniform>(p, &a, &b, &g, tab_at(column),
+                                  dA_at(column), work, &d1, &d2);
+        StoreN(dx1 + at, d1, lanes);
+        StoreN(dx2 + at, d2, lanes);
+      });
+  if (kUniform) {
+    for (int64 k = 0; k < D2; ++k) {
+      A s = dA[k];
+      for (int l = 0; l < W; ++l) s += acc[k][l];
+      dA[k] = s;
+    }
+  }
+}
+
+#undef TFKAF_UNROLL
+#undef TFKAF_AI
+
+}  // namespace TFKAF_SIMD_NS
+}  // namespace tfkaf

@@ -1,0 +1,585 @@
+// CUDA functors of KAF and 2D-KAF (declared in kaf_kernels.h). Compiled by
+// nvcc without any TensorFlow header (third_party/cuda.bzl).
+//
+// Forward: one thread per output element (grid-stride loop). The Gaussian
+// basis uses the recurrence exp(-g (x - d_{i+1})^2) = exp(-g (x - d_i)^2) r_i,
+// r_{i+1} = r_i exp(-2 g step^2), started from the centre nearest to x and
+// walking outwards in both directions, so that every ratio is <= 1: three
+// exponentials per element instead of D, no overflow. x is clamped to
+// [-boundary - L, boundary + L] (gamma L^2 = 800, where every basis value is
+// exactly 0) so that +-Inf / 1e30 give zeros instead of 0 * inf; NaN passes
+// the comparisons and propagates. The nearest index is computed from the
+// clamped value with comparisons that NaN fails, never by casting NaN or Inf.
+//
+// Backward: each block owns a tile of up to 32 channels (lanes of a warp take
+// different channels, so shared-memory atomics rarely collide) and a stripe
+// of positions; dalpha is accumulated in shared memory and added to a global
+// accumulator with one atomicAdd per (channel, centre) per block, then
+// converted to T. Float atomics make dalpha's last bits order-dependent on the
+// GPU (the CPU kernels are deterministic).
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "cc/kernels/common.h"
+#include "cc/kernels/kaf_kernels.h"
+
+namespace tfkaf {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxTile = 32;         // channels per block in backward
+constexpr int kMaxGrid2d = 32;       // 2D grid side kept in registers/local
+constexpr int kSharedBytes = 48 * 1024;
+
+// Element type <-> accumulation type.
+template <typename T>
+struct Cvt;
+template <>
+struct Cvt<float> {
+  using A = float;
+  static __device__ __forceinline__ float In(float v) { return v; }
+  static __device__ __forceinline__ float Out(float a) { return a; }
+};
+template <>
+struct Cvt<double> {
+  using A = double;
+  static __device__ __forceinline__ double In(double v) { return v; }
+  static __device__ __forceinline__ double Out(double a) { return a; }
+};
+template <>
+struct Cvt<HalfBits> {
+  using A = float;
+  static __device__ __forceinline__ float In(HalfBits v) {
+    return __half2float(__ushort_as_half(v.bits));
+  }
+  static __device__ __forceinline__ HalfBits Out(float a) {
+    HalfBits h;
+    h.bits = __half_as_ushort(__float2half_rn(a));
+    return h;
+  }
+};
+template <>
+struct Cvt<BFloat16Bits> {
+  using A = float;
+  static __device__ __forceinline__ float In(BFloat16Bits v) {
+    return __bfloat162float(__ushort_as_bfloat16(v.bits));
+  }
+  static __device__ __forceinline__ BFloat16Bits Out(float a) {
+    BFloat16Bits h;
+    h.bits = __bfloat16_as_ushort(__float2bfloat16_rn(a));
+    return h;
+  }
+};
+
+__device__ __forceinline__ float Exp(float a) { return expf(a); }
+__device__ __forceinline__ double Exp(double a) { return exp(a); }
+__device__ __forceinline__ float Log1p(float a) { return log1pf(a); }
+__device__ __forceinline__ double Log1p(double a) { return log1p(a); }
+
+template <typename A>
+struct Params {
+  int D;
+  A boundary, step, gamma;
+  A q2;      // exp(-2 gamma step^2)
+  A lo, hi;  // clamp range of x for the Gaussian
+
+  __device__ __forceinline__ A Centre(int i) const {
+    return i == D - 1 ? boundary : -boundary + A(i) * step;
+  }
+};
+
+template <typename A>
+Params<A> MakeParams(const KafConfig& config) {
+  const double D = double(config.num_centres);
+  const double step = 2.0 * config.boundary / (D - 1.0);
+  const double c = config.gamma * step * step;
+  const double margin = std::sqrt(800.0 / config.gamma);
+  Params<A> p;
+  p.D = static_cast<int>(config.num_centres);
+  p.boundary = A(config.boundary);
+  p.step = A(step);
+  p.gamma = A(config.gamma);
+  p.q2 = A(std::exp(-2.0 * c));
+  // boundary + margin rounded up in A (margin can be below A's resolution
+  // at boundary for huge gamma): the clamped x keeps at least `margin` from
+  // every centre, where every basis value is exactly 0.
+  A limit = A(config.boundary + margin);
+  while (std::isfinite(limit) &&
+         double(limit) - double(A(config.boundary)) < margin) {
+    limit = std::nextafter(limit, std::numeric_limits<A>::infinity());
+  }
+  if (!std::isfinite(limit)) limit = std::numeric_limits<A>::max();
+  p.hi = limit;
+  p.lo = -limit;
+  return p;
+}
+
+// Calls f(i, exp(-gamma (x - d_i)^2)) for every centre i, walking outwards
+// from the nearest centre. Returns x clamped (NaN stays NaN).
+template <typename A, typename F>
+__device__ __forceinline__ A GaussWalk(const Params<A>& p, A x, F& f) {
+  A xc = x < p.lo ? p.lo : x;
+  xc = xc > p.hi ? p.hi : xc;
+  A u = (xc + p.boundary) / p.step;
+  u = u > A(0) ? u : A(0);                  // NaN -> 0
+  u = u < A(p.D - 1) ? u : A(p.D - 1);
+  int m = static_cast<int>(u + A(0.5));     // finite, in [0, D - 1]
+  m = m < p.D - 1 ? m : p.D - 1;
+  const A tm = xc - p.Centre(m);
+  const A em = Exp(-p.gamma * tm * tm);
+  f(m, em);
+  A e = em;
+  // e_{m+1} / e_m = exp(-g ((tm - step)^2 - tm^2)), written so that no
+  // product of gamma can overflow to inf and meet a zero (inf * 0 = NaN).
+  A r = Exp(-p.gamma * ((p.step - A(2) * tm) * p.step));
+  for (int i = m + 1; i < p.D; ++i) {
+    e *= r;
+    r *= p.q2;
+    f(i, e);
+  }
+  e = em;
+  r = Exp(-p.gamma * ((p.step + A(2) * tm) * p.step));  // e_{m-1} / e_m
+  for (int i = m - 1; i >= 0; --i) {
+    e *= r;
+    r *= p.q2;
+    f(i, e);
+  }
+  return xc;
+}
+
+// k(x, d_i) and dk/dx for the relu and softplus kernels.
+template <typename A>
+__device__ __forceinline__ void ReluSoftplus(KafKernel kernel, A t, A* k,
+                                             A* dk) {
+  if (kernel == KafKernel::kRelu) {
+    *k = t <= A(0) ? A(0) : t;  // NaN stays NaN
+    *dk = t > A(0) ? A(1) : A(0);
+  } else {
+    const A ez = Exp(-fabs(t));
+    *k = Log1p(ez) + (t <= A(0) ? A(0) : t);
+    const A inv = A(1) / (A(1) + ez);
+    *dk = t >= A(0) ? inv : ez * inv;
+  }
+}
+
+template <typename T, typename A>
+struct ForwardSum {
+  const T* alpha;
+  A sum;
+  __device__ __forceinline__ void operator()(int i, A e) {
+    sum += Cvt<T>::In(alpha[i]) * e;
+  }
+};
+
+template <typename T, typename A>
+__global__ void KafForwardKernel(const T* __restrict__ x,
+                                 const T* __restrict__ alpha,
+                                 T* __restrict__ y, int64 size, int64 C,
+                                 int64 inner, KafKernel kernel, Params<A> p) {
+  for (int64 idx = int64(blockIdx.x) * blockDim.x + threadIdx.x; idx < size;
+       idx += int64(gridDim.x) * blockDim.x) {
+    const int64 c = (idx / inner) % C;
+    const T* a = alpha + c * p.D;
+    const A xv = Cvt<T>::In(x[idx]);
+    A acc = A(0);
+    if (kernel == KafKernel::kGaussian) {
+      ForwardSum<T, A> f{a, A(0)};
+      GaussWalk(p, xv, f);
+      acc = f.sum;
+    } else {
+      for (int i = 0; i < p.D; ++i) {
+        A k, dk;
+        ReluSoftplus(kernel, xv - p.Centre(i), &k, &dk);
+        acc += Cvt<T>::In(a[i]) * k;
+      }
+    }
+    y[idx] = Cvt<T>::Out(acc);
+  }
+}
+
+template <typename T, typename A>
+struct BackwardSum {
+  const T* alpha;
+  A* acc_row;  // dalpha accumulators of this channel (shared or global)
+  A g;         // dy
+  A xc;        // clamped x (for x - d_i)
+  const Params<A>* p;
+  A sum;
+  __device__ __forceinline__ void operator()(int i, A e) {
+    sum += Cvt<T>::In(alpha[i]) * e * (xc - p->Centre(i));
+    atomicAdd(acc_row + i, g * e);
+  }
+};
+
+// Position and channel of work item w of a tile of `ct` channels.
+__device__ __forceinline__ void WorkItem(int64 w, int ct, int64* position,
+                                         int* local_channel) {
+  *local_channel = static_cast<int>(w % ct);
+  *position = w / ct;
+}
+
+template <typename T, typename A, bool kShared>
+__global__ void KafBackwardKernel(const T* __restrict__ dy,
+                                  const T* __restrict__ x,
+                                  const T* __restrict__ alpha,
+                                  T* __restrict__ dx, A* __restrict__ dalpha,
+                                  int64 outer, int64 C, int64 inner, int tile,
+                                  KafKernel kernel, Params<A> p) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  A* shared = reinterpret_cast<A*>(shared_raw);
+  const int D = p.D;
+  const int64 c0 = int64(blockIdx.x) * tile;
+  const int ct = static_cast<int>(C - c0 < tile ? C - c0 : tile);
+  if (kShared) {
+    for (int j = threadIdx.x; j < ct * D; j += blockDim.x) shared[j] = A(0);
+    __syncthreads();
+  }
+  const int64 positions = outer * inner;
+  const int64 work = positions * ct;
+  for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
+       w += int64(gridDim.y) * blockDim.x) {
+    int64 position;
+    int cl;
+    WorkItem(w, ct, &position, &cl);
+    const int64 c = c0 + cl;
+    const int64 o = position / inner;
+    const int64 idx = (o * C + c) * inner + position % inner;
+    const A xv = Cvt<T>::In(x[idx]);
+    const A g = Cvt<T>::In(dy[idx]);
+    const T* a = alpha + c * D;
+    A* acc_row = kShared ? shared + cl * D : dalpha + c * D;
+    A dxv;
+    if (kernel == KafKernel::kGaussian) {
+      BackwardSum<T, A> f{a, acc_row, g, A(0), &p, A(0)};
+      A xc = xv < p.lo ? p.lo : xv;
+      f.xc = xc > p.hi ? p.hi : xc;
+      GaussWalk(p, xv, f);
+      dxv = ((f.sum * -p.gamma) * A(2)) * g;  // never forms -2 gamma
+    } else {
+      A sum = A(0);
+      for (int i = 0; i < D; ++i) {
+        A k, dk;
+        ReluSoftplus(kernel, xv - p.Centre(i), &k, &dk);
+        sum += Cvt<T>::In(a[i]) * dk;
+        atomicAdd(acc_row + i, g * k);
+      }
+      dxv = g * sum;
+      if (kernel == KafKernel::kRelu && xv != xv) dxv = xv;
+    }
+    dx[idx] = Cvt<T>::Out(dxv);
+  }
+  if (kShared) {
+    __syncthreads();
+    for (int j = threadIdx.x; j < ct * D; j += blockDim.x) {
+      const A v = shared[j];
+      if (v != A(0)) atomicAdd(dalpha + c0 * D + j, v);
+    }
+  }
+}
+
+template <typename T, typename A>
+struct StoreBasis {
+  A* E;
+  __device__ __forceinline__ void operator()(int i, A e) { E[i] = e; }
+};
+
+template <typename T, typename A>
+__global__ void Kaf2dForwardKernel(const T* __restrict__ x,
+                                   const T* __restrict__ alpha,
+                                   T* __restrict__ y, int64 size, int64 H,
+                                   int64 inner, Params<A> p) {
+  const int D = p.D;
+  const int64 D2 = int64(D) * D;
+  for (int64 idx = int64(blockIdx.x) * blockDim.x + threadIdx.x; idx < size;
+       idx += int64(gridDim.x) * blockDim.x) {
+    const int64 i = idx % inner;
+    const int64 oh = idx / inner;  // o * H + h
+    const int64 h = oh % H;
+    const int64 o = oh / H;
+    const int64 at1 = (o * 2 * H + h) * inner + i;
+    const A x1 = Cvt<T>::In(x[at1]);
+    const A x2 = Cvt<T>::In(x[at1 + H * inner]);
+    const T* a = alpha + h * D2;
+    A acc = A(0);
+    if (D <= kMaxGrid2d) {
+      A E1[kMaxGrid2d], E2[kMaxGrid2d];
+      StoreBasis<T, A> s1{E1}, s2{E2};
+      GaussWalk(p, x1, s1);
+      GaussWalk(p, x2, s2);
+      for (int b = 0; b < D; ++b) {
+        A q = A(0);
+        for (int k = 0; k < D; ++k) q += Cvt<T>::In(a[b * D + k]) * E1[k];
+        acc += q * E2[b];
+      }
+    } else {
+      A xc1 = x1 < p.lo ? p.lo : x1;
+      xc1 = xc1 > p.hi ? p.hi : xc1;
+      A xc2 = x2 < p.lo ? p.lo : x2;
+      xc2 = xc2 > p.hi ? p.hi : xc2;
+      for (int b = 0; b < D; ++b) {
+        const A t2 = xc2 - p.Centre(b);
+        const A e2 = Exp(-p.gamma * t2 * t2);
+        for (int k = 0; k < D; ++k) {
+          const A t1 = xc1 - p.Centre(k);
+          acc += Cvt<T>::In(a[b * D + k]) * Exp(-p.gamma * t1 * t1) * e2;
+        }
+      }
+    }
+    y[idx] = Cvt<T>::Out(acc);
+  }
+}
+
+template <typename T, typename A, bool kShared>
+__global__ void Kaf2dBackwardKernel(const T* __restrict__ dy,
+                                    const T* __restrict__ x,
+                                    const T* __restrict__ alpha,
+                                    T* __restrict__ dx,
+                                    A* __restrict__ dalpha, int64 outer,
+                                    int64 H, int64 inner, int tile,
+                                    Params<A> p) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  A* shared = reinterpret_cast<A*>(shared_raw);
+  const int D = p.D;
+  const int D2 = D * D;
+  const int64 h0 = int64(blockIdx.x) * tile;
+  const int ct = static_cast<int>(H - h0 < tile ? H - h0 : tile);
+  if (kShared) {
+    for (int j = threadIdx.x; j < ct * D2; j += blockDim.x) shared[j] = A(0);
+    __syncthreads();
+  }
+  const int64 positions = outer * inner;
+  const int64 work = positions * ct;
+  for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
+       w += int64(gridDim.y) * blockDim.x) {
+    int64 position;
+    int hl;
+    WorkItem(w, ct, &position, &hl);
+    const int64 h = h0 + hl;
+    const int64 o = position / inner;
+    const int64 i = position % inner;
+    const int64 at_y = (o * H + h) * inner + i;
+    const int64 at1 = (o * 2 * H + h) * inner + i;
+    const int64 at2 = at1 + H * inner;
+    const A x1 = Cvt<T>::In(x[at1]);
+    const A x2 = Cvt<T>::In(x[at2]);
+    const A g = Cvt<T>::In(dy[at_y]);
+    const T* a = alpha + h * D2;
+    A* acc_row = kShared ? shared + hl * D2 : dalpha + h * D2;
+    A xc1 = x1 < p.lo ? p.lo : x1;
+    xc1 = xc1 > p.hi ? p.hi : xc1;
+    A xc2 = x2 < p.lo ? p.lo : x2;
+    xc2 = xc2 > p.hi ? p.hi : xc2;
+    A s1 = A(0), s2 = A(0);
+    if (D <= kMaxGrid2d) {
+      A E1[kMaxGrid2d], E2[kMaxGrid2d];
+      StoreBasis<T, A> b1{E1}, b2{E2};
+      GaussWalk(p, x1, b1);
+      GaussWalk(p, x2, b2);
+      for (int b = 0; b < D; ++b) {
+        const A e2 = E2[b];
+        const A t2 = xc2 - p.Centre(b);
+        for (int k = 0; k < D; ++k) {
+          const A e = E1[k] * e2;
+          const A w_al = Cvt<T>::In(a[b * D + k]) * e;
+          s1 += w_al * (xc1 - p.Centre(k));
+          s2 += w_al * t2;
+          atomicAdd(acc_row + b * D + k, g * e);
+        }
+      }
+    } else {
+      for (int b = 0; b < D; ++b) {
+        const A t2 = xc2 - p.Centre(b);
+        const A e2 = Exp(-p.gamma * t2 * t2);
+        for (int k = 0; k < D; ++k) {
+          const A t1 = xc1 - p.Centre(k);
+          const A e = Exp(-p.gamma * t1 * t1) * e2;
+          const A w_al = Cvt<T>::In(a[b * D + k]) * e;
+          s1 += w_al * t1;
+          s2 += w_al * t2;
+          atomicAdd(acc_row + b * D + k, g * e);
+        }
+      }
+    }
+    dx[at1] = Cvt<T>::Out(((s1 * -p.gamma) * A(2)) * g);
+    dx[at2] = Cvt<T>::Out(((s2 * -p.gamma) * A(2)) * g);
+  }
+  if (kShared) {
+    __syncthreads();
+    for (int j = threadIdx.x; j < ct * D2; j += blockDim.x) {
+      const A v = shared[j];
+      if (v != A(0)) atomicAdd(dalpha + h0 * D2 + j, v);
+    }
+  }
+}
+
+template <typename T, typename A>
+__global__ void ConvertKernel(const A* __restrict__ from, T* __restrict__ to,
+                              int64 n) {
+  for (int64 j = int64(blockIdx.x) * blockDim.x + threadIdx.x; j < n;
+       j += int64(gridDim.x) * blockDim.x) {
+    to[j] = Cvt<T>::Out(from[j]);
+  }
+}
+
+int Blocks(int64 n) {
+  int64 blocks = (n + kThreads - 1) / kThreads;
+  if (blocks > 65536) blocks = 65536;
+  return static_cast<int>(blocks < 1 ? 1 : blocks);
+}
+
+const char* LastError() {
+  const cudaError_t error = cudaGetLastError();
+  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
+}
+
+// Backward launch geometry: x = channel tiles, y = position stripes.
+dim3 BackwardGrid(int64 rows, int tile, int64 positions) {
+  const int64 tiles = (rows + tile - 1) / tile;
+  int64 stripes = (positions * tile + kThreads - 1) / kThreads;
+  int64 cap = 2048 / (tiles > 0 ? tiles : 1);
+  if (cap < 1) cap = 1;
+  if (stripes > cap) stripes = cap;
+  if (stripes > 65535) stripes = 65535;
+  if (stripes < 1) stripes = 1;
+  return dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(stripes));
+}
+
+// Channels per block so that tile * K accumulators fit in shared memory;
+// 0 if not even one channel's fit (then the kernel uses global atomics).
+template <typename A>
+int SharedTile(int64 K) {
+  const int64 fit = kSharedBytes / (K * int64(sizeof(A)));
+  return static_cast<int>(fit < kMaxTile ? fit : kMaxTile);
+}
+
+template <typename T, typename A>
+const char* FinishDalpha(cudaStream_t stream, const A* acc, T* dalpha,
+                         int64 n) {
+  if (n > 0) {
+    ConvertKernel<T, A><<<Blocks(n), kThreads, 0, stream>>>(acc, dalpha, n);
+  }
+  return LastError();
+}
+
+}  // namespace
+
+template <typename T>
+const char* KafForwardGpu<T>::operator()(const GpuDevice& device,
+                                         const KafConfig& config, const T* x,
+                                         const T* alpha, T* y) const {
+  using A = typename Cvt<T>::A;
+  const ChannelLayout& L = config.layout;
+  const int64 size = L.size();
+  if (size == 0) return nullptr;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  KafForwardKernel<T, A><<<Blocks(size), kThreads, 0, stream>>>(
+      x, alpha, y, size, L.channels, L.inner, config.kernel,
+      MakeParams<A>(config));
+  return LastError();
+}
+
+template <typename T, typename Acc>
+const char* KafBackwardGpu<T, Acc>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
+  using A = typename Cvt<T>::A;
+  static_assert(sizeof(A) == sizeof(Acc), "accumulator type mismatch");
+  A* acc = reinterpret_cast<A*>(scratch);
+  const ChannelLayout& L = config.layout;
+  const int64 D = config.num_centres;
+  const int64 n = L.channels * D;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  if (n > 0) cudaMemsetAsync(acc, 0, n * sizeof(A), stream);
+  if (L.size() > 0) {
+    const Params<A> p = MakeParams<A>(config);
+    const int shared_tile = SharedTile<A>(D);
+    const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
+    const dim3 grid = BackwardGrid(L.channels, tile, L.outer * L.inner);
+    if (shared_tile > 0) {
+      KafBackwardKernel<T, A, true>
+          <<<grid, kThreads, tile * D * sizeof(A), stream>>>(
+              dy, x, alpha, dx, acc, L.outer, L.channels, L.inner, tile,
+              config.kernel, p);
+    } else {
+      KafBackwardKernel<T, A, false><<<grid, kThreads, 0, stream>>>(
+          dy, x, alpha, dx, acc, L.outer, L.channels, L.inner, tile,
+          config.kernel, p);
+    }
+    const char* error = LastError();
+    if (error != nullptr) return error;
+  }
+  return FinishDalpha(stream, acc, dalpha, n);
+}
+
+template <typename T>
+const char* Kaf2dForwardGpu<T>::operator()(const GpuDevice& device,
+                                           const KafConfig& config,
+                                           const T* x, const T* alpha,
+                                           T* y) const {
+  using A = typename Cvt<T>::A;
+  const ChannelLayout& L = config.layout;
+  const int64 H = L.channels / 2;
+  const int64 size = L.outer * H * L.inner;
+  if (size == 0) return nullptr;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  Kaf2dForwardKernel<T, A><<<Blocks(size), kThreads, 0, stream>>>(
+      x, alpha, y, size, H, L.inner, MakeParams<A>(config));
+  return LastError();
+}
+
+template <typename T, typename Acc>
+const char* Kaf2dBackwardGpu<T, Acc>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
+  using A = typename Cvt<T>::A;
+  static_assert(sizeof(A) == sizeof(Acc), "accumulator type mismatch");
+  A* acc = reinterpret_cast<A*>(scratch);
+  const ChannelLayout& L = config.layout;
+  const int64 H = L.channels / 2;
+  const int64 D2 = config.num_centres * config.num_centres;
+  const int64 n = H * D2;
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  if (n > 0) cudaMemsetAsync(acc, 0, n * sizeof(A), stream);
+  if (L.size() > 0) {
+    const Params<A> p = MakeParams<A>(config);
+    const int shared_tile = SharedTile<A>(D2);
+    const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
+    const dim3 grid = BackwardGrid(H, tile, L.outer * L.inner);
+    if (shared_tile > 0) {
+      Kaf2dBackwardKernel<T, A, true>
+          <<<grid, kThreads, tile * D2 * sizeof(A), stream>>>(
+              dy, x, alpha, dx, acc, L.outer, H, L.inner, tile, p);
+    } else {
+      Kaf2dBackwardKernel<T, A, false><<<grid, kThreads, 0, stream>>>(
+          dy, x, alpha, dx, acc, L.outer, H, L.inner, tile, p);
+    }
+    const char* error = LastError();
+    if (error != nullptr) return error;
+  }
+  return FinishDalpha(stream, acc, dalpha, n);
+}
+
+template struct KafForwardGpu<float>;
+template struct KafForwardGpu<double>;
+template struct KafForwardGpu<HalfBits>;
+template struct KafForwardGpu<BFloat16Bits>;
+template struct KafBackwardGpu<float, float>;
+template struct KafBackwardGpu<double, double>;
+template struct KafBackwardGpu<HalfBits, float>;
+template struct KafBackwardGpu<BFloat16Bits, float>;
+template struct Kaf2dForwardGpu<float>;
+template struct Kaf2dForwardGpu<double>;
+template struct Kaf2dForwardGpu<HalfBits>;
+template struct Kaf2dForwardGpu<BFloat16Bits>;
+template struct Kaf2dBackwardGpu<float, float>;
+template struct Kaf2dBackwardGpu<double, double>;
+template struct Kaf2dBackwardGpu<HalfBits, float>;
+template struct Kaf2dBackwardGpu<BFloat16Bits, float>;
+
+}  // namespace tfkaf
