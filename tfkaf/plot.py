@@ -49,24 +49,38 @@ def _channels(layer):
   return int(weights[0].shape[0])
 
 
-def _curves(layer, grid):
-  """[points, C] outputs of a per-channel activation on `grid`."""
+def _call_on_rows(layer, rows):
+  """Calls `layer` on [points, C] rows, reshaped to the rank it was built for
+  (channels on its axis, size-1 spatial dims); returns [points, C_out]."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+  spec = layer.input_spec
+  spec = spec[0] if isinstance(spec, (list, tuple)) else spec
+  ndim = getattr(spec, "ndim", None) or 2
+  axis = getattr(layer, "axis", -1)
+  axis = axis % ndim
+  points, channels = rows.shape
+  x = rows.reshape((points, channels) + (1,) * (ndim - 2))
+  x = np.moveaxis(x, 1, axis)
+  y = np.asarray(layer(tf.constant(x.astype(np.float32))), dtype=np.float64)
+  y = np.moveaxis(y, axis, 1)
+  return y.reshape(points, -1)
+
+
+def _curves(layer, grid):
+  """[points, C] outputs of a per-channel activation on `grid`."""
   channels = _channels(layer)
-  x = np.repeat(grid[:, None], channels, axis=1).astype(np.float32)
-  return np.asarray(layer(tf.constant(x)), dtype=np.float64), channels
+  x = np.repeat(grid[:, None], channels, axis=1)
+  return _call_on_rows(layer, x), channels
 
 
 def _surfaces(layer, grid):
   """[points, points, H] outputs of a 2D-KAF on the grid x grid plane."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   pairs = _channels(layer)
   x1, x2 = np.meshgrid(grid, grid, indexing="xy")
   x = np.concatenate([np.repeat(x1.reshape(-1, 1), pairs, axis=1),
                       np.repeat(x2.reshape(-1, 1), pairs, axis=1)], axis=1)
-  y = np.asarray(layer(tf.constant(x.astype(np.float32))), dtype=np.float64)
+  y = _call_on_rows(layer, x)
   return y.reshape(len(grid), len(grid), pairs), pairs
 
 
