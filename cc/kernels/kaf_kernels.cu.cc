@@ -27,6 +27,7 @@
 #include <limits>
 
 #include "cc/kernels/common.h"
+#include "cc/kernels/cuda_convert.cu.h"
 #include "cc/kernels/kaf_kernels.h"
 
 namespace tfkaf {
@@ -36,46 +37,6 @@ constexpr int kThreads = 256;
 constexpr int kMaxTile = 32;         // channels per block in backward
 constexpr int kMaxGrid2d = 32;       // 2D grid side kept in registers/local
 constexpr int kSharedBytes = 48 * 1024;
-
-// Element type <-> accumulation type.
-template <typename T>
-struct Cvt;
-template <>
-struct Cvt<float> {
-  using A = float;
-  static __device__ __forceinline__ float In(float v) { return v; }
-  static __device__ __forceinline__ float Out(float a) { return a; }
-};
-template <>
-struct Cvt<double> {
-  using A = double;
-  static __device__ __forceinline__ double In(double v) { return v; }
-  static __device__ __forceinline__ double Out(double a) { return a; }
-};
-template <>
-struct Cvt<HalfBits> {
-  using A = float;
-  static __device__ __forceinline__ float In(HalfBits v) {
-    return __half2float(__ushort_as_half(v.bits));
-  }
-  static __device__ __forceinline__ HalfBits Out(float a) {
-    HalfBits h;
-    h.bits = __half_as_ushort(__float2half_rn(a));
-    return h;
-  }
-};
-template <>
-struct Cvt<BFloat16Bits> {
-  using A = float;
-  static __device__ __forceinline__ float In(BFloat16Bits v) {
-    return __bfloat162float(__ushort_as_bfloat16(v.bits));
-  }
-  static __device__ __forceinline__ BFloat16Bits Out(float a) {
-    BFloat16Bits h;
-    h.bits = __bfloat16_as_ushort(__float2bfloat16_rn(a));
-    return h;
-  }
-};
 
 __device__ __forceinline__ float Exp(float a) { return expf(a); }
 __device__ __forceinline__ double Exp(double a) { return exp(a); }

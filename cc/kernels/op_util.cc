@@ -1,5 +1,7 @@
 #include "cc/kernels/op_util.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/platform/threadpool.h"
@@ -33,6 +35,20 @@ absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
     result.inner *= shape.dim_size(d);
   }
   *layout = result;
+  return absl::OkStatus();
+}
+
+absl::Status CheckSplineGrid(float x_min, float x_max) {
+  if (!std::isfinite(x_min) || !std::isfinite(x_max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x_min and x_max must be finite, got x_min = ", x_min,
+                     " and x_max = ", x_max));
+  }
+  if (!(x_min < x_max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("x_min must be less than x_max, got x_min = ", x_min,
+                     " and x_max = ", x_max));
+  }
   return absl::OkStatus();
 }
 

@@ -20,6 +20,10 @@ absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
 // Same axis rule, for shape functions and error messages.
 absl::Status NormalizeAxis(int axis, int rank, int* normalized);
 
+// The linear-spline grid rule (SPEC.md section 4): finite x_min < x_max.
+// Used by the spline shape functions and kernels alike.
+absl::Status CheckSplineGrid(float x_min, float x_max);
+
 // Runs fn(begin, end) over [0, units) on TensorFlow's intra-op thread pool.
 void ParallelFor(tensorflow::OpKernelContext* context, int64 units,
                  int64 cost_per_unit,

@@ -491,16 +491,7 @@ absl::Status ValidateSpline(const TensorShape& x_shape,
                             const TensorShape& coefficients_shape,
                             float x_min, float x_max, int axis,
                             SplineParams* params) {
-  if (!std::isfinite(x_min) || !std::isfinite(x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min and x_max must be finite, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
-  if (!(x_min < x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min must be less than x_max, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
+  TF_RETURN_IF_ERROR(CheckSplineGrid(x_min, x_max));
   ChannelLayout layout;
   absl::Status status = ChannelLayoutOf(x_shape, axis, &layout);
   if (!status.ok()) return status;

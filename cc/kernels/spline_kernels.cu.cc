@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "cc/kernels/common.h"
+#include "cc/kernels/cuda_convert.cu.h"
 #include "cc/kernels/spline_kernels.h"
 
 namespace tfkaf {
@@ -33,51 +34,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64 kMaxBlocks = 1 << 16;
 constexpr int64 kSharedBytes = 48 * 1024;  // no opt-in needed
-
-template <typename T>
-struct AccOf {
-  using type = float;
-};
-template <>
-struct AccOf<double> {
-  using type = double;
-};
-
-__device__ __forceinline__ float Widen(float v) { return v; }
-__device__ __forceinline__ double Widen(double v) { return v; }
-__device__ __forceinline__ float Widen(HalfBits v) {
-  return __half2float(__ushort_as_half(v.bits));
-}
-__device__ __forceinline__ float Widen(BFloat16Bits v) {
-  return __bfloat162float(__ushort_as_bfloat16(v.bits));
-}
-
-template <typename T>
-struct Narrow;
-template <>
-struct Narrow<float> {
-  __device__ __forceinline__ static float From(float v) { return v; }
-};
-template <>
-struct Narrow<double> {
-  __device__ __forceinline__ static double From(double v) { return v; }
-};
-template <>
-struct Narrow<HalfBits> {
-  __device__ __forceinline__ static HalfBits From(float v) {
-    HalfBits out;
-    out.bits = __half_as_ushort(__float2half_rn(v));
-    return out;
-  }
-};
-template <>
-struct Narrow<BFloat16Bits> {
-  __device__ __forceinline__ static BFloat16Bits From(float v) {
-    BFloat16Bits out;
-    out.bits = __bfloat16_as_ushort(__float2bfloat16_rn(v));
-    return out;
-  }
-};
 
 // Shape and grid constants passed by value to every kernel.
 template <typename Acc>
@@ -124,11 +80,11 @@ __global__ void ForwardKernel(const T* x, const T* __restrict__ coefficients,
     const T* row = coefficients + channel * grid.knots;
     Acc u;
     const int64 i = SplineSegment<Acc>(
-        (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale, last_f,
+        (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale, last_f,
         last, &u);
-    const Acc c0 = static_cast<Acc>(Widen(row[i]));
-    const Acc c1 = static_cast<Acc>(Widen(row[i + 1]));
-    y[e] = Narrow<T>::From(c0 + u * (c1 - c0));
+    const Acc c0 = Cvt<T>::In(row[i]);
+    const Acc c1 = Cvt<T>::In(row[i + 1]);
+    y[e] = Cvt<T>::Out(c0 + u * (c1 - c0));
   }
 }
 
@@ -144,14 +100,14 @@ __global__ void InputGradKernel(const T* dy, const T* x,
        e < size; e += static_cast<int64>(blockDim.x) * gridDim.x) {
     const int64 channel = (e / grid.inner) % grid.channels;
     const T* row = coefficients + channel * grid.knots;
-    const Acc t = (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale;
+    const Acc t = (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale;
     Acc u;
     const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
-    const Acc c0 = static_cast<Acc>(Widen(row[i]));
-    const Acc c1 = static_cast<Acc>(Widen(row[i + 1]));
-    const Acc g = static_cast<Acc>(Widen(dy[e]));
+    const Acc c0 = Cvt<T>::In(row[i]);
+    const Acc c1 = Cvt<T>::In(row[i + 1]);
+    const Acc g = Cvt<T>::In(dy[e]);
     const Acc slope = t == t ? (c1 - c0) * grid.scale : t;  // NaN x: NaN
-    dx[e] = Narrow<T>::From(g * slope);
+    dx[e] = Cvt<T>::Out(g * slope);
   }
 }
 
@@ -199,14 +155,14 @@ __global__ void BackwardKernel(const T* dy, const T* x,
             (p - o * grid.inner);
       }
       const int64 row = (channel0 + local) * grid.knots;
-      const Acc t = (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale;
+      const Acc t = (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale;
       Acc u;
       const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
-      const Acc c0 = static_cast<Acc>(Widen(coefficients[row + i]));
-      const Acc c1 = static_cast<Acc>(Widen(coefficients[row + i + 1]));
-      const Acc g = static_cast<Acc>(Widen(dy[e]));
+      const Acc c0 = Cvt<T>::In(coefficients[row + i]);
+      const Acc c1 = Cvt<T>::In(coefficients[row + i + 1]);
+      const Acc g = Cvt<T>::In(dy[e]);
       const Acc slope = t == t ? (c1 - c0) * grid.scale : t;  // NaN x: NaN
-      dx[e] = Narrow<T>::From(g * slope);  // as on the CPU
+      dx[e] = Cvt<T>::Out(g * slope);  // as on the CPU
       const Acc ug = u * g;
       Acc* a = target + local * grid.knots;
       atomicAdd(a + i, g - ug);
@@ -248,10 +204,10 @@ __global__ void CoefficientGradDeterministicKernel(
           (o * grid.channels + channel) * grid.inner + (p - o * grid.inner);
       Acc u;
       const int64 i = SplineSegment<Acc>(
-          (static_cast<Acc>(Widen(x[e])) - grid.x_min) * grid.scale, last_f,
+          (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale, last_f,
           last, &u);
       if (i == knot || i + 1 == knot) {
-        const Acc g = static_cast<Acc>(Widen(dy[e]));
+        const Acc g = Cvt<T>::In(dy[e]);
         const Acc ug = u * g;
         sum += i == knot ? g - ug : ug;
       }
@@ -259,7 +215,7 @@ __global__ void CoefficientGradDeterministicKernel(
     for (int offset = 16; offset > 0; offset >>= 1) {
       sum += __shfl_down_sync(0xffffffffu, sum, offset);
     }
-    if (lane == 0) dcoefficients[w] = Narrow<T>::From(sum);
+    if (lane == 0) dcoefficients[w] = Cvt<T>::Out(sum);
   }
 }
 
@@ -268,7 +224,7 @@ __global__ void ConvertKernel(const Acc* __restrict__ in, T* __restrict__ out,
                               int64 size) {
   for (int64 j = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
        j < size; j += static_cast<int64>(blockDim.x) * gridDim.x) {
-    out[j] = Narrow<T>::From(in[j]);
+    out[j] = Cvt<T>::Out(in[j]);
   }
 }
 
@@ -278,7 +234,7 @@ template <typename T>
 const char* LinearSplineForward<GpuDevice, T>::operator()(
     const GpuDevice& device, const SplineParams& params, const T* x,
     const T* coefficients, T* y) const {
-  using Acc = typename AccOf<T>::type;
+  using Acc = typename Cvt<T>::A;
   const int64 size = params.layout.size();
   if (size == 0) return nullptr;
   cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
@@ -292,7 +248,7 @@ const char* LinearSplineBackward<GpuDevice, T, Acc>::operator()(
     const GpuDevice& device, const SplineParams& params, const T* dy,
     const T* x, const T* coefficients, T* dx, T* dcoefficients,
     Acc* accumulator) const {
-  static_assert(std::is_same<Acc, typename AccOf<T>::type>::value,
+  static_assert(std::is_same<Acc, typename Cvt<T>::A>::value,
                 "accumulator type mismatch");
   cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
   const ChannelLayout& layout = params.layout;

@@ -3,9 +3,8 @@
 // networks"; Aziznejad et al. 2020, "Deep neural networks with trainable
 // activations and controlled Lipschitz constant"). SPEC.md section 4.
 
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
+#include "cc/kernels/op_util.h"
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -28,16 +27,7 @@ absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
   TF_RETURN_IF_ERROR(c->GetAttr("x_min", &x_min));
   TF_RETURN_IF_ERROR(c->GetAttr("x_max", &x_max));
   TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
-  if (!std::isfinite(x_min) || !std::isfinite(x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min and x_max must be finite, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
-  if (!(x_min < x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min must be less than x_max, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
+  TF_RETURN_IF_ERROR(CheckSplineGrid(x_min, x_max));
   if (c->RankKnown(coefficients_shape) && c->Rank(coefficients_shape) != 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "coefficients must be a rank-2 tensor [channels, knots], got shape ",
@@ -52,17 +42,8 @@ absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
         c->Value(knots)));
   }
   if (!c->RankKnown(x_shape)) return absl::OkStatus();
-  const int rank = c->Rank(x_shape);
-  if (rank < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "x must have rank >= 1 (a channel axis is needed), got rank ", rank));
-  }
-  if (axis < -rank || axis >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("axis ", axis, " is out of range for x of rank ", rank,
-                     " (expected ", -rank, " <= axis < ", rank, ")"));
-  }
-  const int channel_axis = axis < 0 ? axis + rank : axis;
+  int channel_axis = 0;
+  TF_RETURN_IF_ERROR(NormalizeAxis(axis, c->Rank(x_shape), &channel_axis));
   DimensionHandle channels = c->Dim(x_shape, channel_axis);
   DimensionHandle rows = c->Dim(coefficients, 0);
   if (c->ValueKnown(channels) && c->ValueKnown(rows) &&
