@@ -526,9 +526,14 @@ def np_oracle(case, x, alpha, dy, gamma, eps_attr):
         inf_da = (np.broadcast_to((x_inf | np.isinf(DY)).any(0)[:, None],
                                   da.shape) if P else
                   np.zeros_like(da, bool))
+        # Row-wide: the op may form dy * k for every centre of a row at once
+        # (recurrences), so a huge dy can overflow any entry of its row.
+        with np.errstate(all="ignore"):
+          row = (_abs_finite(DY)[..., None] * np.maximum(1.0, _finite(k))
+                 ).sum(-1).max(0) if P else np.zeros(da.shape[0])
         out["dalpha"] = Expect(da, err_da, nan_da, inf_da, mag_da,
                                prone=np.broadcast_to(
-                                   _abs_finite(w).sum(0) * 4 > big, da.shape))
+                                   (row * 4 > big)[:, None], da.shape))
       return out
     # kaf2d
     side = int(round(math.sqrt(alpha.shape[1])))
@@ -618,7 +623,12 @@ def np_oracle(case, x, alpha, dy, gamma, eps_attr):
                  ).any(0) if P else np.zeros_like(da, bool))
       inf_da = (np.broadcast_to((pair_inf | np.isinf(DY)).any(0)[:, None],
                                 da.shape) if P else np.zeros_like(da, bool))
-      out["dalpha"] = Expect(da, err_da, nan_da, inf_da, mag_da)
+      with np.errstate(all="ignore"):
+        row = (_abs_finite(DY)[..., None] * np.maximum(1.0, _finite(k))
+               ).sum(-1).max(0) if P else np.zeros(da.shape[0])
+      out["dalpha"] = Expect(da, err_da, nan_da, inf_da, mag_da,
+                             prone=np.broadcast_to((row * 4 > big)[:, None],
+                                                   da.shape))
     return out
 
 
@@ -639,9 +649,23 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
   dt = _finite(eps_c * (2 * (np.abs(X) + abs(lo)) * scale + 3 * np.abs(t) + 1))
   y = c0 + u * dc
   mag_y = _abs_finite(c0 * (1 - u)) + _abs_finite(c1 * u)
-  err_y = _finite(np.abs(dc) * dt + eps_c * 4 * (np.abs(c0) + np.abs(c1) +
-                                                 np.abs(u * dc))
-                  + eps_t * np.abs(y)) + 2 * _TINY[case["dtype"]]
+  # Near a knot the op may use the neighbouring segment: the slope that
+  # multiplies the rounding error of t is the largest adjacent one.
+  near_knot = np.abs(t - np.round(t)) <= 2 * dt
+  if X.size:
+    dc_prev = coef[ch, i] - coef[ch, np.clip(i - 1, 0, K - 1)]
+    dc_next = coef[ch, np.clip(i + 2, 0, K - 1)] - coef[ch, i + 1]
+    with np.errstate(all="ignore"):
+      dc_err = np.where(near_knot, np.maximum(
+          np.abs(dc), np.maximum(np.abs(dc_prev), np.abs(dc_next))),
+                        np.abs(dc))
+  else:
+    dc_err = np.abs(dc)
+  tiny_c = _TINY[compute_dtype(case["dtype"])]
+  err_y = _finite(dc_err * dt + eps_c * 4 * (np.abs(c0) + np.abs(c1) +
+                                             np.abs(u * dc))
+                  + eps_t * np.abs(y)
+                  + 4 * tiny_c * (1 + np.abs(u))) + 2 * _TINY[case["dtype"]]
   x_nan, x_inf = np.isnan(X), np.isinf(X)
   nan_y = x_nan | np.isnan(c0) | np.isnan(c1)
   inf_y = x_inf | np.isinf(c0) | np.isinf(c1)
@@ -667,7 +691,9 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
     cmax = (np.nanmax(_abs_finite(coef), axis=1)[None, :] if coef.size else
             np.zeros((1, C)))
     err_dx = _finite((eps_c * 4 + eps_t) * np.abs(dx)
-                     + np.where(tie, 4 * np.abs(DY) * scale * cmax, 0.0))
+                     + np.where(tie, 4 * np.abs(DY) * scale * cmax, 0.0)
+                     # flushed subnormal intermediates (dy * dc, then * 1/T)
+                     + 8 * tiny_c * max(1.0, scale) * (1 + np.abs(DY)))
     nan_dx = nan_y | (np.isnan(DY) & (slope != 0))
     out["dx"] = Expect(dx, err_dx, nan_dx, inf_y | np.isinf(DY),
                        np.abs(DY * slope),
@@ -686,7 +712,8 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
     np.add.at(dcoef, (rows, ii + 1), w1.reshape(-1))
     np.add.at(mag, (rows, ii), _abs_finite(w0).reshape(-1))
     np.add.at(mag, (rows, ii + 1), _abs_finite(w1).reshape(-1))
-    e = _finite(np.abs(DY) * 2 * dt + eps_c * 4 * (np.abs(w0) + np.abs(w1)))
+    e = _finite(np.abs(DY) * 2 * dt + eps_c * 4 * (np.abs(w0) + np.abs(w1))
+                + 4 * tiny_c * (1 + np.abs(DY)) * (1 + np.abs(u)))
     for off in (-1, 0, 1, 2):
       jj = np.clip(ii + off, 0, K - 1)
       np.add.at(errc, (rows, jj), e.reshape(-1))
