@@ -774,6 +774,13 @@ _KAF_ERRORS = [
      "boundary must be a positive"),
     ("boundary_nan", dict(boundary=float("nan")),
      "boundary must be a positive"),
+    # Subnormal float32 attributes would be flushed to zero on CPU.
+    ("gamma_subnormal", dict(gamma=1e-45),
+     "gamma must be a positive finite number of at least 1.17549e-38"),
+    ("boundary_subnormal", dict(boundary=1e-40),
+     "boundary must be a positive finite number of at least 1.17549e-38"),
+    ("gamma_float32_overflow", dict(gamma=1e39),
+     "gamma must be a positive finite"),
 ]
 
 
@@ -815,6 +822,10 @@ _KAF2D_ERRORS = [
      "perfect square D\\*D with D >= 2"),
     ("gamma", dict(gamma=-0.5), "gamma must be a positive finite"),
     ("boundary", dict(boundary=float("inf")), "boundary must be a positive"),
+    ("gamma_subnormal", dict(gamma=1e-40),
+     "gamma must be a positive finite number of at least 1.17549e-38"),
+    ("boundary_subnormal", dict(boundary=1e-42),
+     "boundary must be a positive finite number of at least 1.17549e-38"),
 ]
 
 

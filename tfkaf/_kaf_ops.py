@@ -44,9 +44,7 @@ def _step(boundary, num_centres):
   if num_centres < 2:
     raise ValueError(
         f"the dictionary needs at least 2 centres, got {num_centres}")
-  if not (math.isfinite(boundary) and boundary > 0):
-    raise ValueError(
-        f"boundary must be a positive finite number, got {boundary}")
+  check_scale("boundary", boundary)
   return 2.0 * boundary / (num_centres - 1)
 
 
@@ -97,8 +95,23 @@ def _convert(x, alpha):
   return x, alpha
 
 
-def _valid_boundary(boundary):
-  return math.isfinite(boundary) and boundary > 0
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _valid_scale(value):
+  """boundary and gamma are float32 op attributes that must be positive,
+  finite and normal: TensorFlow's CPU threads flush subnormals to zero."""
+  with np.errstate(over="ignore"):
+    value = _f32(value)
+  return math.isfinite(value) and value >= _FLOAT32_TINY
+
+
+def check_scale(name, value):
+  """Raises ValueError unless `value` is a valid boundary or gamma."""
+  if not _valid_scale(value):
+    raise ValueError(
+        f"{name} must be a positive finite number of at least "
+        f"{_FLOAT32_TINY:.6g} (the smallest normal float32), got {value}")
 
 
 def _gamma_attr(gamma, boundary, alpha, two_d):
@@ -118,10 +131,10 @@ def _gamma_attr(gamma, boundary, alpha, two_d):
         "compute the default gamma; pass gamma explicitly")
   if two_d:
     side = int(round(math.sqrt(width)))
-    if side * side != width or side < 2 or not _valid_boundary(boundary):
+    if side * side != width or side < 2 or not _valid_scale(boundary):
       return 1.0
     return default_gamma_2d(boundary, side)
-  if width < 2 or not _valid_boundary(boundary):
+  if width < 2 or not _valid_scale(boundary):
     return 1.0
   return default_gamma(boundary, width)
 
@@ -230,9 +243,7 @@ def _centres(boundary, num_centres, dtype):
 def _composite_prologue(x, alpha, boundary, gamma, two_d):
   x, alpha = _convert(x, alpha)
   boundary = float(boundary)
-  if not _valid_boundary(boundary):
-    raise ValueError(
-        f"boundary must be a positive finite number, got {boundary}")
+  check_scale("boundary", boundary)
   if alpha.shape.rank != 2:
     raise ValueError("alpha must be a 2-D tensor "
                      f"{'[H, D*D]' if two_d else '[channels, D]'}, got shape "
@@ -253,8 +264,7 @@ def _composite_prologue(x, alpha, boundary, gamma, two_d):
   if gamma is None:
     gamma = (default_gamma_2d if two_d else default_gamma)(boundary, side)
   gamma = float(gamma)
-  if not (math.isfinite(gamma) and gamma > 0):
-    raise ValueError(f"gamma must be a positive finite number, got {gamma}")
+  check_scale("gamma", gamma)
   # The ops' attributes are float32: round alike so that both forms (and
   # jit_compile=True, which uses this one) give the same numbers.
   return x, alpha, _f32(boundary), _f32(gamma), side

@@ -48,14 +48,6 @@ absl::Status ParseKernel(const std::string& name, KafKernel* kernel) {
   return absl::OkStatus();
 }
 
-absl::Status CheckPositiveFinite(const char* name, float value) {
-  if (!(std::isfinite(value) && value > 0.f)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, " must be a positive finite number, got ", value));
-  }
-  return absl::OkStatus();
-}
-
 // Reads and validates the attributes shared by all four ops.
 absl::Status ReadAttrs(OpKernelConstruction* context, bool has_kernel,
                        KafConfig* config, int* axis) {
@@ -64,8 +56,8 @@ absl::Status ReadAttrs(OpKernelConstruction* context, bool has_kernel,
   TF_RETURN_IF_ERROR(context->GetAttr("boundary", &boundary));
   TF_RETURN_IF_ERROR(context->GetAttr("gamma", &gamma));
   TF_RETURN_IF_ERROR(context->GetAttr("axis", axis));
-  TF_RETURN_IF_ERROR(CheckPositiveFinite("boundary", boundary));
-  TF_RETURN_IF_ERROR(CheckPositiveFinite("gamma", gamma));
+  TF_RETURN_IF_ERROR(CheckKafScale("boundary", boundary));
+  TF_RETURN_IF_ERROR(CheckKafScale("gamma", gamma));
   config->boundary = boundary;
   config->gamma = gamma;
   config->kernel = KafKernel::kGaussian;

@@ -1,6 +1,7 @@
 #include "cc/kernels/op_util.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/device_base.h"
@@ -35,6 +36,16 @@ absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
     result.inner *= shape.dim_size(d);
   }
   *layout = result;
+  return absl::OkStatus();
+}
+
+absl::Status CheckKafScale(const char* name, float value) {
+  constexpr float kSmallestNormal = std::numeric_limits<float>::min();
+  if (!(std::isfinite(value) && value >= kSmallestNormal)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " must be a positive finite number of at least ",
+        kSmallestNormal, " (the smallest normal float32), got ", value));
+  }
   return absl::OkStatus();
 }
 

@@ -20,6 +20,10 @@ absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
 // Same axis rule, for shape functions and error messages.
 absl::Status NormalizeAxis(int axis, int rank, int* normalized);
 
+// The KAF boundary and gamma rule: a positive, finite, normal float (the
+// CPU's flush-to-zero mode would turn a subnormal one into 0).
+absl::Status CheckKafScale(const char* name, float value);
+
 // The linear-spline grid rule (SPEC.md section 4): finite x_min < x_max.
 // Used by the spline shape functions and kernels alike.
 absl::Status CheckSplineGrid(float x_min, float x_max);

@@ -24,15 +24,8 @@ absl::Status CheckScalarAttrs(InferenceContext* c) {
   float gamma = 0.f;
   TF_RETURN_IF_ERROR(c->GetAttr("boundary", &boundary));
   TF_RETURN_IF_ERROR(c->GetAttr("gamma", &gamma));
-  if (!(std::isfinite(boundary) && boundary > 0.f)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "boundary must be a positive finite number, got ", boundary));
-  }
-  if (!(std::isfinite(gamma) && gamma > 0.f)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gamma must be a positive finite number, got ", gamma));
-  }
-  return absl::OkStatus();
+  TF_RETURN_IF_ERROR(CheckKafScale("boundary", boundary));
+  return CheckKafScale("gamma", gamma);
 }
 
 // Validates x against alpha where the shapes are known; sets *channel_axis to

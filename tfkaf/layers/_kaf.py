@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _kaf_ops
 from tfkaf import ops
 from tfkaf.layers import _common
 
@@ -132,6 +133,7 @@ class KAF(keras.layers.Layer):
     super().__init__(**kwargs)
     self.D = _common.check_int("D", D, 2)
     self.boundary = _common.check_float("boundary", boundary, positive=True)
+    _kaf_ops.check_scale("`boundary`", self.boundary)
     if kernel not in KERNELS:
       raise ValueError(
           f"KAF: `kernel` must be one of {KERNELS}, got {kernel!r}.")
@@ -139,6 +141,8 @@ class KAF(keras.layers.Layer):
     self.axis = _common.check_axis(axis)
     self.gamma = _common.check_float("gamma", gamma, positive=True,
                                      allow_none=True)
+    if self.gamma is not None:
+      _kaf_ops.check_scale("`gamma`", self.gamma)
     self.init_epsilon = _common.check_float("init_epsilon", init_epsilon,
                                             positive=True)
     self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
@@ -256,9 +260,12 @@ class KAF2D(keras.layers.Layer):
     super().__init__(**kwargs)
     self.D = _common.check_int("D", D, 2)
     self.boundary = _common.check_float("boundary", boundary, positive=True)
+    _kaf_ops.check_scale("`boundary`", self.boundary)
     self.axis = _common.check_axis(axis)
     self.gamma = _common.check_float("gamma", gamma, positive=True,
                                      allow_none=True)
+    if self.gamma is not None:
+      _kaf_ops.check_scale("`gamma`", self.gamma)
     self.alpha_initializer = (None if alpha_initializer is None else
                               keras.initializers.get(alpha_initializer))
     self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
