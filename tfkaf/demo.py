@@ -44,7 +44,10 @@ def _activation(variant, name):
   if variant == "relu":
     return keras.layers.Activation("relu", name=name)
   if variant == "kaf":
-    return layers.KAF(name=name)
+    # Started from ELU by kernel ridge regression (as in the kafnets
+    # experiments): on MNIST-1D the default random start trained to about
+    # 2 points lower test accuracy than ReLU, the ELU start on par with it.
+    return layers.KAF(init="elu", name=name)
   if variant == "kaf2d":
     return layers.KAF2D(name=name)
   if variant == "spline":
