@@ -71,6 +71,23 @@ def _initializer_config(initializer):
           else keras.initializers.serialize(initializer))
 
 
+def _build_alpha(layer, input_shape, channels, shape, initializer):
+  """Adds the float32 (variable dtype) activation variable `alpha` and pins
+  the input's rank and channel count."""
+  layer.alpha = layer.add_weight(
+      name="alpha",
+      shape=shape,
+      initializer=initializer,
+      regularizer=layer.alpha_regularizer,
+      constraint=layer.alpha_constraint,
+      dtype=layer.variable_dtype,
+      autocast=False,
+  )
+  _common.mark_activation_variable(layer.alpha)
+  layer.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
+                                            axes={layer._axis: channels})  # pylint: disable=protected-access
+
+
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
 class KAF(keras.layers.Layer):
   """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
@@ -188,18 +205,8 @@ class KAF(keras.layers.Layer):
   def build(self, input_shape):
     self._axis, channels = _common.channel_count("KAF", self.axis,
                                                  input_shape)
-    self.alpha = self.add_weight(
-        name="alpha",
-        shape=(channels, self.D),
-        initializer=self._initializer(),
-        regularizer=self.alpha_regularizer,
-        constraint=self.alpha_constraint,
-        dtype=self.variable_dtype,
-        autocast=False,
-    )
-    _common.mark_activation_variable(self.alpha)
-    self.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
-                                             axes={self._axis: channels})
+    _build_alpha(self, input_shape, channels, (channels, self.D),
+                 self._initializer())
 
   def call(self, inputs):
     alpha = tf.cast(self.alpha, inputs.dtype)
@@ -288,18 +295,8 @@ class KAF2D(keras.layers.Layer):
     if initializer is None:
       initializer = keras.initializers.RandomNormal(mean=0.0,
                                                     stddev=RANDOM_STDDEV_2D)
-    self.alpha = self.add_weight(
-        name="alpha",
-        shape=(channels // 2, self.D * self.D),
-        initializer=initializer,
-        regularizer=self.alpha_regularizer,
-        constraint=self.alpha_constraint,
-        dtype=self.variable_dtype,
-        autocast=False,
-    )
-    _common.mark_activation_variable(self.alpha)
-    self.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
-                                             axes={self._axis: channels})
+    _build_alpha(self, input_shape, channels,
+                 (channels // 2, self.D * self.D), initializer)
 
   def call(self, inputs):
     alpha = tf.cast(self.alpha, inputs.dtype)
