@@ -626,6 +626,14 @@ def test_grad_op_dy_shape_mismatch():
   with pytest.raises(ValueError, match="dy must have the same shape"):
     fn.get_concrete_function(tf.TensorSpec((3, 5)), tf.TensorSpec((3, 4)),
                              tf.TensorSpec((4, 5)))
+  # x's shape unknown: dy answers for it, and the message names dy.
+  with pytest.raises(ValueError,
+                     match="coefficients has 4 channels .* but dy has 5"):
+    fn.get_concrete_function(tf.TensorSpec((3, 5)), tf.TensorSpec(None),
+                             tf.TensorSpec((4, 5)))
+  with pytest.raises(ValueError, match="dy must have rank >= 1"):
+    fn.get_concrete_function(tf.TensorSpec(()), tf.TensorSpec(None),
+                             tf.TensorSpec((4, 5)))
 
 
 @pytest.mark.parametrize("fn", ["fused", "composite"])

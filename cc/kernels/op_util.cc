@@ -10,14 +10,17 @@
 
 namespace tfkaf {
 
-absl::Status NormalizeAxis(int axis, int rank, int* normalized) {
+absl::Status NormalizeAxis(int axis, int rank, int* normalized,
+                           const char* tensor) {
   if (rank < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "x must have rank >= 1 (a channel axis is needed), got rank ", rank));
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor, " must have rank >= 1 (a channel axis is needed), "
+                     "got rank ", rank));
   }
   if (axis < -rank || axis >= rank) {
     return absl::InvalidArgumentError(
-        absl::StrCat("axis ", axis, " is out of range for x of rank ", rank,
+        absl::StrCat("axis ", axis, " is out of range for ", tensor,
+                     " of rank ", rank,
                      " (expected ", -rank, " <= axis < ", rank, ")"));
   }
   *normalized = axis < 0 ? axis + rank : axis;

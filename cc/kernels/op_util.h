@@ -17,8 +17,10 @@ namespace tfkaf {
 absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
                              ChannelLayout* layout);
 
-// Same axis rule, for shape functions and error messages.
-absl::Status NormalizeAxis(int axis, int rank, int* normalized);
+// Same axis rule, for shape functions and error messages; `tensor` names the
+// tensor whose axis it is.
+absl::Status NormalizeAxis(int axis, int rank, int* normalized,
+                           const char* tensor = "x");
 
 // The KAF boundary and gamma rule: a positive, finite, normal float (the
 // CPU's flush-to-zero mode would turn a subnormal one into 0).

@@ -17,10 +17,12 @@ using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
 // Checks what is known at graph construction: the attrs, the ranks of x and
-// coefficients, the axis, K >= 2 and the channel count. `x_shape` is x's
-// shape; the output shape is set by the caller.
+// coefficients, the axis, K >= 2 and the channel count. `x_shape` is the
+// shape of x, or of a tensor that must have x's shape (named by `name`); the
+// output shape is set by the caller.
 absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
-                               ShapeHandle coefficients_shape) {
+                               ShapeHandle coefficients_shape,
+                               const char* name = "x") {
   float x_min = 0.0f;
   float x_max = 0.0f;
   int axis = -1;
@@ -43,15 +45,16 @@ absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
   }
   if (!c->RankKnown(x_shape)) return absl::OkStatus();
   int channel_axis = 0;
-  TF_RETURN_IF_ERROR(NormalizeAxis(axis, c->Rank(x_shape), &channel_axis));
+  TF_RETURN_IF_ERROR(
+      NormalizeAxis(axis, c->Rank(x_shape), &channel_axis, name));
   DimensionHandle channels = c->Dim(x_shape, channel_axis);
   DimensionHandle rows = c->Dim(coefficients, 0);
   if (c->ValueKnown(channels) && c->ValueKnown(rows) &&
       c->Value(channels) != c->Value(rows)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients has ", c->Value(rows), " channels (rows) but x has ",
-        c->Value(channels), " channels along axis ", axis, " (x shape ",
-        c->DebugString(x_shape), ", coefficients shape ",
+        "coefficients has ", c->Value(rows), " channels (rows) but ", name,
+        " has ", c->Value(channels), " channels along axis ", axis, " (",
+        name, " shape ", c->DebugString(x_shape), ", coefficients shape ",
         c->DebugString(coefficients_shape), ")"));
   }
   return absl::OkStatus();
@@ -64,6 +67,9 @@ absl::Status LinearSplineShape(InferenceContext* c) {
 }
 
 absl::Status LinearSplineGradShape(InferenceContext* c) {
+  // x first, so that its own problems are reported as such; dy then answers
+  // for x where x's shape is unknown.
+  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(1), c->input(2)));
   ShapeHandle x_shape;
   if (!c->Merge(c->input(0), c->input(1), &x_shape).ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -71,7 +77,7 @@ absl::Status LinearSplineGradShape(InferenceContext* c) {
         c->DebugString(c->input(0)), " and x shape ",
         c->DebugString(c->input(1))));
   }
-  TF_RETURN_IF_ERROR(CheckSplineShapes(c, x_shape, c->input(2)));
+  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(0), c->input(2), "dy"));
   c->set_output(0, x_shape);
   c->set_output(1, c->input(2));
   return absl::OkStatus();
