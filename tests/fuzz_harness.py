@@ -344,6 +344,7 @@ def expected_problems(case, x_shape, alpha_shape, dy_shape):
     axis = a["axis"]
     if rank == 0:
       out.append(("rank0", ("rank",), True))
+      y_shape = []  # a dy of rank >= 1 is a second problem
     elif not -rank <= axis < rank:
       out.append(("axis", ("axis",), True))
     else:
@@ -522,11 +523,17 @@ def np_oracle(case, x, alpha, dy, gamma, eps_attr):
         nan_dx = (x_nan | (np.isnan(DY) & (s != 0)) |
                   (np.isnan(A) & (dk != 0)).any(-1))
         scale_dy = np.maximum(1.0, _abs_finite(DY))
+        # A kink of relu within rounding of x: the op may count that
+        # centre or not, which with an infinite coefficient decides
+        # between a finite and an infinite result.
+        kink_inf = ((tie & ~np.isfinite(A)).any(-1) if not gaussian else
+                    np.zeros(X.shape, bool))
         out["dx"] = Expect(dx, _finite(err_dx), nan_dx,
                            x_inf | a_inf_row | np.isinf(DY),
                            np.abs(DY) * mag_s,
                            prone=(gaussian & (2 * g * (np.abs(X) + b) > big))
-                           | (inter * scale_dy * (1 + 2 * g) > big))
+                           | (inter * scale_dy * (1 + 2 * g) > big)
+                           | kink_inf)
         w = DY[..., None] * k                               # [P, C, D]
         da = w.sum(0)
         P = X.shape[0]
@@ -685,6 +692,15 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
                   + 4 * tiny_c * (1 + np.abs(u))) + 2 * _TINY[case["dtype"]]
   x_nan, x_inf = np.isnan(X), np.isinf(X)
   nan_y = x_nan | np.isnan(c0) | np.isnan(c1)
+  if X.size:
+    # Within rounding of knot r the op may use segment [r-1, r] or [r, r+1]:
+    # a NaN coefficient is only certain to show if both segments have one.
+    r_knot = np.round(t)
+    def seg_nan(j):
+      j = np.clip(np.where(np.isfinite(j), j, 0), 0, K - 2).astype(np.int64)
+      return np.isnan(coef[ch, j]) | np.isnan(coef[ch, j + 1])
+    nan_y = np.where(near_knot & np.isfinite(t),
+                     x_nan | (seg_nan(r_knot - 1) & seg_nan(r_knot)), nan_y)
   inf_y = x_inf | np.isinf(c0) | np.isinf(c1)
   big = _MAX[compute_dtype(case["dtype"])] / 16
   inter = (_abs_finite(c0) + _abs_finite(c1)) * (1 + _abs_finite(u))
