@@ -154,7 +154,10 @@ def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
     x: tensor of rank >= 1 with C channels along `axis` (float16, bfloat16,
       float32 or float64; 16-bit types are computed in float32).
     alpha: [C, D] mixing coefficients (same dtype as x), D >= 2.
-    boundary: the dictionary spans [-boundary, boundary].
+    boundary: the dictionary spans [-boundary, boundary]. boundary and
+      gamma are float32 attributes: positive, finite and at least the
+      smallest normal float32 (1.17549e-38), else ValueError or
+      InvalidArgumentError.
     kernel: "gaussian" (exp(-gamma (x - d)^2)), "relu" (max(0, x - d)) or
       "softplus" (log(1 + exp(x - d))).
     gamma: Gaussian bandwidth; default `default_gamma(boundary, D)`.

@@ -188,8 +188,8 @@ Half types are computed in float32.
 x: input of rank >= 1 with C channels along `axis`.
 alpha: [C, D] mixing coefficients, D >= 2.
 y: same shape and type as x.
-boundary: the dictionary spans [-boundary, boundary]; > 0.
-gamma: Gaussian kernel bandwidth, > 0 (the Python wrapper's default is
+boundary: the dictionary spans [-boundary, boundary]; a normal float32 > 0.
+gamma: Gaussian kernel bandwidth, a normal float32 > 0 (the Python wrapper's default is
   1 / (8 step^2), step = 2 boundary / (D - 1)); unused by relu/softplus.
 kernel: 'gaussian', 'relu' or 'softplus'.
 axis: the channel axis; negative values count from the end.
@@ -238,8 +238,8 @@ with d = linspace(-boundary, boundary, D) and D*D centres.
 x: input of rank >= 1 with an even channel count 2H along `axis`.
 alpha: [H, D*D] mixing coefficients, D >= 2.
 y: x's shape with H channels along `axis`.
-boundary: the grid spans [-boundary, boundary]^2; > 0.
-gamma: Gaussian bandwidth, > 0 (the Python wrapper's default is
+boundary: the grid spans [-boundary, boundary]^2; a normal float32 > 0.
+gamma: Gaussian bandwidth, a normal float32 > 0 (the Python wrapper's default is
   1 / (4 step^2)).
 axis: the channel axis; negative values count from the end.
 )doc");
