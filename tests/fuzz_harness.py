@@ -761,8 +761,14 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
     chan_inf = (x_inf | np.isinf(DY)).any(0) if P else np.zeros(C, bool)
     inf_c |= chan_inf[:, None]
     chan_ovf = ovf.any(0) if P else np.zeros(C, bool)
+    # Within rounding of a knot, the op's u may come out exactly 0 or 1:
+    # with an infinite dy, a neighbouring knot then gets 0 * inf = NaN.
+    knot_amb = np.zeros((C, K), bool)
+    amb = (near_knot & np.isinf(DY)).reshape(-1)
+    for off in (-1, 0, 1, 2):
+      np.logical_or.at(knot_amb, (rows, np.clip(ii + off, 0, K - 1)), amb)
     out["dalpha"] = Expect(dcoef, errc, nan_c, inf_c, mag,
-                           prone=np.broadcast_to(chan_ovf[:, None], (C, K)))
+                           prone=chan_ovf[:, None] | knot_amb)
   return out
 
 
