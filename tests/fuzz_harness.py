@@ -760,7 +760,10 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
                      (x_nan | (dy_nan & (u != 0))).reshape(-1))
     chan_inf = (x_inf | np.isinf(DY)).any(0) if P else np.zeros(C, bool)
     inf_c |= chan_inf[:, None]
-    chan_ovf = ovf.any(0) if P else np.zeros(C, bool)
+    # u * dy overflowing (dy near the float max): the op may form
+    # (1 - u) * dy as dy - u * dy.
+    dy_ovf = _abs_finite(DY) * np.maximum(1.0, _abs_finite(u)) > big
+    chan_ovf = (ovf | dy_ovf).any(0) if P else np.zeros(C, bool)
     # Within rounding of a knot, the op's u may come out exactly 0 or 1:
     # with an infinite dy, a neighbouring knot then gets 0 * inf = NaN.
     knot_amb = np.zeros((C, K), bool)
