@@ -444,6 +444,31 @@ def _kernel_terms(t, kernel, g):
   return z, k, dk, d2k
 
 
+def _kernel_dalpha(DY, k, err_k, in_nan, in_inf, eps_c, eps_t, tiny_c, big):
+  """dalpha = sum over positions of dy * k ([P, C, D] -> [C, D]) of a KAF or
+  2D-KAF, with its error bound; in_nan / in_inf: [P, C] input specials."""
+  w = DY[..., None] * k
+  da = w.sum(0)
+  P = DY.shape[0]
+  mag_da = _abs_finite(w).sum(0)
+  err_da = (_finite(np.abs(DY)[..., None] * err_k).sum(0)
+            + eps_c * (P + 2) * mag_da + eps_t * _abs_finite(da)
+            + 4 * tiny_c * P)
+  if P:
+    nan_da = (in_nan[..., None] | (np.isnan(DY)[..., None] & (k != 0))).any(0)
+    inf_da = np.broadcast_to((in_inf | np.isinf(DY)).any(0)[:, None],
+                             da.shape)
+    # Row-wide: the op may form dy * k for every centre of a row at once
+    # (recurrences), so a huge dy can overflow any entry of its row.
+    row = (_abs_finite(DY)[..., None] * np.maximum(1.0, _finite(k))
+           ).sum(-1).max(0)
+  else:
+    nan_da = inf_da = np.zeros_like(da, bool)
+    row = np.zeros(da.shape[0])
+  return Expect(da, err_da, nan_da, inf_da, mag_da,
+                prone=np.broadcast_to((row * 4 > big)[:, None], da.shape))
+
+
 def np_oracle(case, x, alpha, dy, gamma, eps_attr):
   """Expected outputs in row layout ([P, C] / [rows, D]); x, alpha, dy are
   the float64 values the op saw. gamma: the float32-rounded gamma."""
@@ -534,26 +559,8 @@ def np_oracle(case, x, alpha, dy, gamma, eps_attr):
                            prone=(gaussian & (2 * g * (np.abs(X) + b) > big))
                            | (inter * scale_dy * (1 + 2 * g) > big)
                            | kink_inf)
-        w = DY[..., None] * k                               # [P, C, D]
-        da = w.sum(0)
-        P = X.shape[0]
-        mag_da = _abs_finite(w).sum(0)
-        err_da = (_finite(np.abs(DY)[..., None] * err_k).sum(0)
-                  + eps_c * (P + 2) * mag_da + eps_t * _abs_finite(da)
-                  + 4 * tiny_c * P)
-        nan_da = (x_nan[..., None] | (np.isnan(DY)[..., None] & (k != 0))
-                  ).any(0) if P else np.zeros_like(da, bool)
-        inf_da = (np.broadcast_to((x_inf | np.isinf(DY)).any(0)[:, None],
-                                  da.shape) if P else
-                  np.zeros_like(da, bool))
-        # Row-wide: the op may form dy * k for every centre of a row at once
-        # (recurrences), so a huge dy can overflow any entry of its row.
-        with np.errstate(all="ignore"):
-          row = (_abs_finite(DY)[..., None] * np.maximum(1.0, _finite(k))
-                 ).sum(-1).max(0) if P else np.zeros(da.shape[0])
-        out["dalpha"] = Expect(da, err_da, nan_da, inf_da, mag_da,
-                               prone=np.broadcast_to(
-                                   (row * 4 > big)[:, None], da.shape))
+        out["dalpha"] = _kernel_dalpha(DY, k, err_k, x_nan, x_inf, eps_c,
+                                       eps_t, tiny_c, big)
       return out
     # kaf2d
     side = int(round(math.sqrt(alpha.shape[1])))
@@ -636,23 +643,8 @@ def np_oracle(case, x, alpha, dy, gamma, eps_attr):
       out["dx"] = Expect(*[np.concatenate([p1[i], p2[i]], axis=1)
                            for p1, p2 in [parts] for i in range(5)],
                          prone=np.concatenate([over, over], axis=1))
-      w = DY[..., None] * k
-      da = w.sum(0)
-      P = X.shape[0]
-      mag_da = _abs_finite(w).sum(0)
-      err_da = (_finite(np.abs(DY)[..., None] * err_k).sum(0)
-                + eps_c * (P + 2) * mag_da + eps_t * _abs_finite(da)
-                + 4 * tiny_c * P)
-      nan_da = ((pair_nan[..., None] | (np.isnan(DY)[..., None] & (k != 0))
-                 ).any(0) if P else np.zeros_like(da, bool))
-      inf_da = (np.broadcast_to((pair_inf | np.isinf(DY)).any(0)[:, None],
-                                da.shape) if P else np.zeros_like(da, bool))
-      with np.errstate(all="ignore"):
-        row = (_abs_finite(DY)[..., None] * np.maximum(1.0, _finite(k))
-               ).sum(-1).max(0) if P else np.zeros(da.shape[0])
-      out["dalpha"] = Expect(da, err_da, nan_da, inf_da, mag_da,
-                             prone=np.broadcast_to((row * 4 > big)[:, None],
-                                                   da.shape))
+      out["dalpha"] = _kernel_dalpha(DY, k, err_k, pair_nan, pair_inf, eps_c,
+                                     eps_t, tiny_c, big)
     return out
 
 
@@ -675,7 +667,8 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
   mag_y = _abs_finite(c0 * (1 - u)) + _abs_finite(c1 * u)
   # Near a knot the op may use the neighbouring segment: the slope that
   # multiplies the rounding error of t is the largest adjacent one.
-  near_knot = np.abs(t - np.round(t)) <= 2 * dt
+  knot = np.round(t)
+  near_knot = np.abs(t - knot) <= 2 * dt
   if X.size:
     dc_prev = coef[ch, i] - coef[ch, np.clip(i - 1, 0, K - 1)]
     dc_next = coef[ch, np.clip(i + 2, 0, K - 1)] - coef[ch, i + 1]
@@ -695,12 +688,11 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
   if X.size:
     # Within rounding of knot r the op may use segment [r-1, r] or [r, r+1]:
     # a NaN coefficient is only certain to show if both segments have one.
-    r_knot = np.round(t)
     def seg_nan(j):
       j = np.clip(np.where(np.isfinite(j), j, 0), 0, K - 2).astype(np.int64)
       return np.isnan(coef[ch, j]) | np.isnan(coef[ch, j + 1])
     nan_y = np.where(near_knot & np.isfinite(t),
-                     x_nan | (seg_nan(r_knot - 1) & seg_nan(r_knot)), nan_y)
+                     x_nan | (seg_nan(knot - 1) & seg_nan(knot)), nan_y)
   inf_y = x_inf | np.isinf(c0) | np.isinf(c1)
   big = _MAX[compute_dtype(case["dtype"])] / 16
   inter = (_abs_finite(c0) + _abs_finite(c1)) * (1 + _abs_finite(u))
@@ -709,18 +701,16 @@ def _spline_oracle(case, X, coef, dy, eps_c, eps_t):
   ovf = (_finite(np.abs(X)) + abs(lo) > big) | (_finite(np.abs(t)) > big)
   # At a knot (t within rounding of an integer) the op may pick the other
   # segment: with a non-finite coefficient there, 0 * inf = NaN is possible.
-  near = np.abs(t - np.round(t)) <= 2 * dt
   if X.size:
     cm = coef[ch, np.clip(i - 1, 0, K - 1)]
     cp = coef[ch, np.clip(i + 2, 0, K - 1)]
-    ovf = ovf | (near & ~(np.isfinite(cm) & np.isfinite(cp)))
+    ovf = ovf | (near_knot & ~(np.isfinite(cm) & np.isfinite(cp)))
   out = {"y": Expect(y, err_y, nan_y, inf_y, mag_y, prone=(inter > big) | ovf)}
   if dy is not None:
     DY = to_rows(dy, case["attrs"]["axis"])
     slope = dc * scale
     dx = DY * slope
-    r = np.round(t)
-    tie = (np.abs(t - r) <= 2 * dt) & (r >= 1) & (r <= K - 2)
+    tie = near_knot & (knot >= 1) & (knot <= K - 2)
     # At a tie the op may take either adjacent segment's slope.
     tie_err = np.where(tie, 4 * np.abs(DY) * scale * dc_err, 0.0)
     err_dx = (_finite((eps_c * 4 + eps_t) * np.abs(dx)
