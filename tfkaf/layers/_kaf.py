@@ -71,6 +71,16 @@ def _initializer_config(initializer):
           else keras.initializers.serialize(initializer))
 
 
+def _alpha_config(layer):
+  """The config entries of alpha's initializer, regularizer and constraint."""
+  return {
+      "alpha_initializer": _initializer_config(layer.alpha_initializer),
+      "alpha_regularizer": keras.regularizers.serialize(
+          layer.alpha_regularizer),
+      "alpha_constraint": keras.constraints.serialize(layer.alpha_constraint),
+  }
+
+
 def _build_alpha(layer, input_shape, channels, shape, initializer):
   """Adds the float32 (variable dtype) activation variable `alpha` and pins
   the input's rank and channel count."""
@@ -226,11 +236,7 @@ class KAF(keras.layers.Layer):
         "axis": self.axis,
         "gamma": self.gamma,
         "init_epsilon": self.init_epsilon,
-        "alpha_initializer": _initializer_config(self.alpha_initializer),
-        "alpha_regularizer": keras.regularizers.serialize(
-            self.alpha_regularizer),
-        "alpha_constraint": keras.constraints.serialize(
-            self.alpha_constraint),
+        **_alpha_config(self),
     })
     return config
 
@@ -316,10 +322,6 @@ class KAF2D(keras.layers.Layer):
         "boundary": self.boundary,
         "axis": self.axis,
         "gamma": self.gamma,
-        "alpha_initializer": _initializer_config(self.alpha_initializer),
-        "alpha_regularizer": keras.regularizers.serialize(
-            self.alpha_regularizer),
-        "alpha_constraint": keras.constraints.serialize(
-            self.alpha_constraint),
+        **_alpha_config(self),
     })
     return config
