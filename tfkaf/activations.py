@@ -54,6 +54,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _backend
+
 __all__ = [
     # Registry, lookup and serialization.
     "Activation",
@@ -773,6 +775,7 @@ def deserialize(config, custom_objects=None):
 
 def _tensor(x):
   """Converts to a floating tensor (integers become keras' floatx)."""
+  _backend.require_tensorflow_tensor(x, "a tfkaf activation")
   x = tf.convert_to_tensor(x)
   if not x.dtype.is_floating:
     x = tf.cast(x, keras.config.floatx())

@@ -6,10 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _backend
 from tfkaf import activations as activations_lib
 
 __all__ = [
     "KERAS_PACKAGE",
+    "Layer",
     "RowInitializer",
     "broadcast_shape",
     "channel_count",
@@ -26,6 +28,14 @@ KERAS_PACKAGE = "tfkaf"
 # Attribute set on the variables of tfkaf's trainable activation layers; the
 # optimizer groups of `tfkaf.training` route them by it.
 _TAG = "_tfkaf_activation_parameter"
+
+
+class Layer(keras.layers.Layer):
+  """Base of tfkaf's layers: refuses a Keras that is not on TensorFlow."""
+
+  def __init__(self, **kwargs):
+    _backend.require_tensorflow_backend(f"tfkaf.layers.{type(self).__name__}")
+    super().__init__(**kwargs)
 
 
 def mark_activation_variable(variable):

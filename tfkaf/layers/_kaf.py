@@ -99,7 +99,7 @@ def _build_alpha(layer, input_shape, channels, shape, initializer):
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class KAF(keras.layers.Layer):
+class KAF(_common.Layer):
   """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
 
   One learnable activation per channel along `axis`, shared over every other
@@ -242,7 +242,7 @@ class KAF(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class KAF2D(keras.layers.Layer):
+class KAF2D(_common.Layer):
   """2D Kernel Activation Function: combines pairs of channels nonlinearly.
 
   The input has 2H channels along `axis`; channel j is paired with channel

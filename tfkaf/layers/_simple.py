@@ -4,13 +4,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _backend
 from tfkaf import activations as activations_lib
 from tfkaf.layers import _common
 
 __all__ = ["Activation", "LGReLU", "Maxout", "PReLU"]
 
 
-class _PerChannel(keras.layers.Layer):
+class _PerChannel(_common.Layer):
   """Base of the elementwise layers with per-channel parameters."""
 
   _layer_name = "Layer"
@@ -122,6 +123,10 @@ class PReLU(keras.layers.PReLU):
   `tfkaf.training.MultiOptimizer`), which the Keras layer's does not.
   """
 
+  def __init__(self, **kwargs):
+    _backend.require_tensorflow_backend("tfkaf.layers.PReLU")
+    super().__init__(**kwargs)
+
   def build(self, input_shape):
     super().build(input_shape)
     _common.mark_activation_variable(self.alpha)
@@ -218,7 +223,7 @@ class Maxout(_PerChannel):
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class Activation(keras.layers.Layer):
+class Activation(_common.Layer):
   """Applies a fixed activation of `tfkaf.activations` as a layer.
 
   Args:

@@ -65,7 +65,7 @@ class _SplineRegularizer(keras.regularizers.Regularizer):
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class DeepBSpline(keras.layers.Layer):
+class DeepBSpline(_common.Layer):
   """Learnable linear-spline activation (DeepSplines: Bohra et al. 2020).
 
   One continuous piecewise-linear function per channel along `axis`, with
