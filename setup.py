@@ -1,8 +1,10 @@
 """Builds tfkaf: Bazel compiles the op plugin, setuptools packages it.
 
-    pip install --no-build-isolation .      (TensorFlow must already be
-                                             installed: the plugin is built
-                                             against it)
+    pip install .                           isolated build: pyproject.toml
+                                            installs a TensorFlow of the same
+                                            release series to build against
+    pip install --no-build-isolation .      the fast path: builds against the
+                                            TensorFlow already installed
     TFKAF_CUDA=1 pip install --no-build-isolation .   also CUDA kernels
     pip wheel --no-build-isolation --no-deps -w dist .   a wheel
 
@@ -93,10 +95,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["tfkaf", "tfkaf.*"]),
+    py_modules=["_tfkaf_cli"],
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "numpy>=1.26",
-        "absl-py>=2.1",
     ],
     extras_require={
         "plot": ["matplotlib>=3.8"],
@@ -104,7 +106,7 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8",
                  "mnist1d>=0.0.2"],
     },
-    entry_points={"console_scripts": ["tfkaf = tfkaf.cli:run"]},
+    entry_points={"console_scripts": ["tfkaf = _tfkaf_cli:run"]},
     cmdclass={"build_py": BuildPyWithPlugin},
     distclass=BinaryDistribution,
     zip_safe=False,

@@ -37,10 +37,99 @@ def test_python_dash_m_is_the_same_command(tmp_path):
   assert "Tfkaf>LinearSpline" in json.loads(result.stdout)["ops"]
 
 
-def test_unknown_subcommand_is_a_usage_error(tmp_path):
-  result = _tfkaf("train", cwd=tmp_path)
-  assert result.returncode != 0
-  assert "usage: tfkaf" in result.stderr
+_SUBCOMMANDS = ("demo", "bench", "plot", "info")
+# Lines TensorFlow 2.21 writes while it is imported and its devices start.
+_STARTUP_LINES = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard",
+                  "cuInit")
+
+
+def _assert_lists_subcommands(text):
+  listed = [line.split()[0] for line in text.splitlines()
+            if line.startswith("  ") and line.split()]
+  for name in _SUBCOMMANDS:
+    assert name in listed, text
+  assert "train ReLU, KAF" in text  # each with its line of help
+
+
+def _assert_quiet(stderr):
+  for marker in _STARTUP_LINES:
+    assert marker not in stderr, stderr
+
+
+def test_help_lists_subcommands_without_tensorflow_log_lines(tmp_path):
+  result = _tfkaf("--help", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  _assert_lists_subcommands(result.stdout)
+  _assert_quiet(result.stderr)
+
+
+def test_no_arguments_lists_subcommands(tmp_path):
+  result = _tfkaf(cwd=tmp_path)
+  assert result.returncode == 2
+  _assert_lists_subcommands(result.stdout)
+  _assert_quiet(result.stderr)
+
+
+@pytest.mark.parametrize("command,flags", [
+    ("demo", ("--quick", "--out", "default: tfkaf_out", "--strategy")),
+    ("bench", ("--quick", "--json", "--device", "--ops", "--max-memory",
+               "default: kaf,kaf2d,linear_spline", "half of the available")),
+    ("plot", ("MODEL.keras", "--out", "default: tfkaf_out")),
+    ("info", ("--verbose",)),
+])
+def test_subcommand_help_lists_its_flags_with_defaults(tmp_path, command,
+                                                       flags):
+  result = _tfkaf(command, "--help", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  text = " ".join(result.stdout.split())  # argparse wraps long lines
+  for flag in flags:
+    assert flag in text, (flag, result.stdout)
+  _assert_quiet(result.stderr)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("train",), "invalid choice: 'train'"),
+    (("info", "--nope"), "unrecognized arguments: --nope"),
+    (("bench", "--max-memory", "lots"), "invalid memory size 'lots'"),
+    (("bench", "--quick", "--ops", "relu"), "unknown op(s) for --ops: relu"),
+])
+def test_usage_mistakes_give_one_line_and_the_list(tmp_path, args, message):
+  result = _tfkaf(*args, cwd=tmp_path)
+  assert result.returncode in (1, 2), result.stderr[-3000:]
+  errors = [line for line in result.stderr.splitlines() if "error:" in line]
+  assert len(errors) == 1 and message in errors[0], result.stderr
+  assert "Traceback" not in result.stderr
+  _assert_quiet(result.stderr)
+  if result.returncode == 2:  # argparse's usage errors list the commands
+    _assert_lists_subcommands(result.stderr)
+
+
+# Runs the command with the named modules made unimportable (a None entry
+# in sys.modules is what Python reports as "not installed").
+_WITHOUT = """
+import sys
+for name in sys.argv.pop(1).split(","):
+  sys.modules[name] = None
+import _tfkaf_cli
+_tfkaf_cli.run()
+"""
+
+
+@pytest.mark.parametrize("command,hidden,extra", [
+    (("demo", "--quick"), "mnist1d", "demo"),
+    (("demo", "--quick"), "matplotlib", "demo"),
+    (("plot", "model.keras"), "matplotlib", "plot"),
+])
+def test_missing_optional_package_is_one_line_with_the_fix(
+    tmp_path, command, hidden, extra):
+  result = subprocess.run(
+      [sys.executable, "-P", "-c", _WITHOUT, hidden, *command], cwd=tmp_path,
+      capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+  assert result.returncode == 1, result.stderr[-3000:]
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, result.stderr
+  assert hidden in lines[0] and f'pip install "tfkaf[{extra}]"' in lines[0]
+  assert "--no-build-isolation" in lines[0]
 
 
 @pytest.mark.slow
@@ -51,7 +140,7 @@ def test_bench_quick_writes_records(tmp_path):
   records = json.loads(path.read_text())
   seen = set()
   for record in records:
-    assert {"op", "variant", "pass", "shape", "ms"} <= set(record)
+    assert {"op", "variant", "pass", "shape", "ms"} <= set(record), record
     assert record["op"] in ("kaf", "kaf2d", "linear_spline")
     assert record["variant"] in ("fused", "composite", "composite_xla",
                                  "relu")

@@ -34,6 +34,20 @@ def _recorded_build():
     return {}
 
 
+def _release(version):
+  """'2.21.0' -> '2.21': the series within which a plugin stays loadable."""
+  return ".".join(str(version).split(".")[:2])
+
+
+def _mismatch_error(built_for):
+  return ImportError(
+      f"tfkaf's op plugin was built for TensorFlow {built_for}, and "
+      f"TensorFlow {tf.__version__} is installed. Compiled TensorFlow add-ons "
+      "only load into the TensorFlow release they were built for: reinstall "
+      "tfkaf against this TensorFlow (pip install --no-build-isolation "
+      f"--force-reinstall .) or install TensorFlow {_release(built_for)}.*.")
+
+
 def _load_error(path, error):
   built_for = _recorded_build().get("tensorflow_version", "unknown")
   if not os.path.exists(path):
@@ -61,6 +75,9 @@ def load_ops():
   with _lock:
     if _ops_module is None:
       path = os.path.join(_package_dir(), PLUGIN_NAME)
+      built_for = _recorded_build().get("tensorflow_version")
+      if built_for and _release(built_for) != _release(tf.__version__):
+        raise _mismatch_error(built_for)
       try:
         _ops_module = tf.load_op_library(path)
       except (tf.errors.NotFoundError, OSError) as error:

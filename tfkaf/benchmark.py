@@ -5,6 +5,12 @@ is shared and noisy: compare ratios taken in one run, not absolute times).
 Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?}, with
 variant in fused / composite / composite_xla / relu and pass in forward /
 forward_backward (the record schema of `tfkaf bench --json`).
+
+Memory: the composite baselines expand x D-fold (2D-KAF: D*D/2-fold). Before
+running one, its peak is estimated from that expansion; a baseline that would
+not fit in the memory budget (`max_memory`, default half of the available
+memory, at most 8 GiB) is skipped, and its record says so in `skipped`
+instead of `ms`. The fused ops and relu always run.
 """
 
 import ctypes
@@ -16,10 +22,11 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _memory
 from tfkaf import ops
 from tfkaf import reference
 
-__all__ = ["BenchCase", "CASES", "ratios", "run"]
+__all__ = ["BenchCase", "CASES", "ratio_table", "ratios", "run"]
 
 VARIANTS = ("fused", "composite", "composite_xla", "relu")
 PASSES = ("forward", "forward_backward")
@@ -34,20 +41,32 @@ class BenchCase:
   fused: Callable
   composite: Callable
   param_scale: float = 0.3
+  expansion: float = 1.0  # floats per element of x in the composite form
+
+  def composite_bytes(self, pass_name):
+    """Estimated peak memory of the composite form of one pass."""
+    elements = float(np.prod(self.x_shape)) * self.expansion
+    return int(elements * 4 * _COMPOSITE_PEAK_FACTOR[pass_name])
+
+
+# Peak memory of a composite pass in units of its largest [..., C, D]
+# intermediate (float32). Measured with `peak_mb` on TF 2.21 CPU: 5.0 (KAF)
+# and 6.0 (2D-KAF) for forward+backward; with margin for the allocator.
+_COMPOSITE_PEAK_FACTOR = {"forward": 3.5, "forward_backward": 7.5}
 
 
 def _kaf_case(quick):
   n = 512 if quick else 4096
   return BenchCase("kaf", (n, 1024), (1024, 20),
                    lambda x, a: ops.kaf(x, a),
-                   lambda x, a: reference.kaf(x, a))
+                   lambda x, a: reference.kaf(x, a), expansion=20)
 
 
 def _kaf2d_case(quick):
   n = 512 if quick else 4096
   return BenchCase("kaf2d", (n, 2048), (1024, 100),
                    lambda x, a: ops.kaf2d(x, a),
-                   lambda x, a: reference.kaf2d(x, a))
+                   lambda x, a: reference.kaf2d(x, a), expansion=50)
 
 
 def _spline_case(quick):
@@ -129,15 +148,76 @@ class _PeakRss:
     return max(self._status("VmHWM") - before, 0.0)
 
 
+def _runnable(case, pass_name, budget):
+  """{variant: None (runs) or the reason it is skipped}."""
+  reasons = {}
+  for variant in VARIANTS:
+    reasons[variant] = None
+    if variant.startswith("composite"):
+      need = case.composite_bytes(pass_name)
+      if need > budget:
+        reasons[variant] = (f"needs ~{_memory.format_size(need)}, over the "
+                            f"{_memory.format_size(budget)} budget")
+  return reasons
+
+
+def _time_interleaved(fns, x, param, repeats):
+  """Median ms per variant, repetitions interleaved so drift hits all alike."""
+  for fn in fns.values():  # warm-up: tracing and compilation
+    _block(fn(x, param))
+    _block(fn(x, param))
+  times = {variant: [] for variant in fns}
+  for _ in range(repeats):
+    for variant, fn in fns.items():
+      start = time.perf_counter()
+      _block(fn(x, param))
+      times[variant].append((time.perf_counter() - start) * 1e3)
+  return {variant: statistics.median(t) for variant, t in times.items()}
+
+
+def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log):
+  applies = {"fused": case.fused, "composite": case.composite,
+             "composite_xla": case.composite, "relu": _relu}
+  skipped = _runnable(case, pass_name, budget)
+  fns = {variant: _make_fn(applies[variant], pass_name,
+                           variant == "composite_xla")
+         for variant in VARIANTS if skipped[variant] is None}
+  ms = _time_interleaved(fns, x, param, repeats)
+  records = []
+  for variant in VARIANTS:
+    record = {"op": case.op, "variant": variant, "pass": pass_name,
+              "shape": list(case.x_shape)}
+    if skipped[variant]:
+      record["skipped"] = skipped[variant]
+      log(f"{case.op:14s} {pass_name:17s} {variant:14s} skipped: "
+          f"{skipped[variant]}")
+      records.append(record)
+      continue
+    record["ms"] = ms[variant]
+    memory = ""
+    if peak is not None and pass_name == "forward_backward":
+      fn = fns[variant]
+      peak_mb = peak.measure(lambda: _block(fn(x, param)))  # pylint: disable=cell-var-from-loop
+      if peak_mb is not None:
+        record["peak_mb"] = max(peak_mb, 0.01)
+        memory = f" peak {record['peak_mb']:8.1f} MiB"
+    records.append(record)
+    log(f"{case.op:14s} {pass_name:17s} {variant:14s} "
+        f"{record['ms']:9.2f} ms{memory}")
+  return records
+
+
 def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
-        log=print):
+        max_memory=None, log=print):
   """Runs the benchmarks and returns a list of records (see module doc).
 
   Forward+backward records of CPU runs also carry `peak_mb`: the growth of
   peak resident memory during one training step of that variant.
+  `max_memory` (bytes) bounds what a composite baseline may need.
   """
   repeats = repeats or (5 if quick else 15)
   device = device or "/CPU:0"
+  budget = max_memory or _memory.default_budget()
   peak = _PeakRss() if "CPU" in device.upper() else None
   records = []
   for name in op_names:
@@ -147,51 +227,38 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
       x = tf.constant(rng.normal(0.0, 1.5, case.x_shape), tf.float32)
       param = tf.constant(
           rng.normal(0.0, case.param_scale, case.param_shape), tf.float32)
-      applies = {"fused": case.fused, "composite": case.composite,
-                 "composite_xla": case.composite, "relu": _relu}
       for pass_name in PASSES:
-        fns = {variant: _make_fn(applies[variant], pass_name,
-                                 variant == "composite_xla")
-               for variant in VARIANTS}
-        for fn in fns.values():  # warm-up: tracing and compilation
-          _block(fn(x, param))
-          _block(fn(x, param))
-        times = {variant: [] for variant in VARIANTS}
-        for _ in range(repeats):  # interleaved so drift hits all alike
-          for variant, fn in fns.items():
-            start = time.perf_counter()
-            _block(fn(x, param))
-            times[variant].append((time.perf_counter() - start) * 1e3)
-        for variant in VARIANTS:
-          record = {"op": name, "variant": variant, "pass": pass_name,
-                    "shape": list(case.x_shape),
-                    "ms": statistics.median(times[variant])}
-          memory = ""
-          if peak is not None and pass_name == "forward_backward":
-            fn = fns[variant]
-            peak_mb = peak.measure(lambda: _block(fn(x, param)))  # pylint: disable=cell-var-from-loop
-            if peak_mb is not None:
-              record["peak_mb"] = max(peak_mb, 0.01)
-              memory = f" peak {record['peak_mb']:8.1f} MiB"
-          records.append(record)
-          log(f"{name:14s} {pass_name:17s} {variant:14s} "
-              f"{record['ms']:9.2f} ms{memory}")
+        records += _bench_pass(case, pass_name, x, param, repeats, peak,
+                               budget, log)
   return records
 
 
 def ratios(records):
-  """{(op, pass): {variant: ms / relu_ms}} from `run`'s records."""
+  """{(op, pass): {variant: ms / relu_ms}} from `run`'s timed records."""
   table = {}
   for record in records:
-    table.setdefault((record["op"], record["pass"]), {})[
-        record["variant"]] = record["ms"]
+    if "ms" in record:
+      table.setdefault((record["op"], record["pass"]), {})[
+          record["variant"]] = record["ms"]
   return {key: {v: ms / row["relu"] for v, ms in row.items()}
           for key, row in table.items() if "relu" in row}
 
 
+def ratio_table(records):
+  """The ratios as text, one line per (op, pass); skipped baselines named."""
+  skipped = {(r["op"], r["pass"], r["variant"]): r["skipped"]
+             for r in records if "skipped" in r}
+  lines = []
+  for (op, pass_name), row in ratios(records).items():
+    cells = [f"{variant}={ratio:6.2f}x" for variant, ratio in row.items()]
+    cells += [f"{variant}=skipped ({reason})"
+              for (o, p, variant), reason in skipped.items()
+              if (o, p) == (op, pass_name)]
+    lines.append(f"{op:14s} {pass_name:17s} " + "  ".join(cells)
+                 + "   (time / relu time)")
+  return "\n".join(lines)
+
+
 if __name__ == "__main__":
   import sys  # pylint: disable=g-import-not-at-top
-  results = run(sys.argv[1:] or tuple(CASES))
-  for (op_name, pass_name), row in ratios(results).items():
-    print(f"{op_name} {pass_name}: " + ", ".join(
-        f"{v}={r:.2f}x relu" for v, r in row.items()))
+  print(ratio_table(run(sys.argv[1:] or tuple(CASES))))

@@ -2,31 +2,158 @@
 
     tfkaf demo  [--quick] [--out DIR] [--strategy none|mirrored]
     tfkaf bench [--quick] [--json PATH] [--device cpu|gpu] [--ops kaf,...]
-    tfkaf plot  MODEL.keras --out DIR
+                [--max-memory SIZE]
+    tfkaf plot  MODEL.keras [--out DIR]
     tfkaf info
+
+`tfkaf --help` lists the sub-commands, `tfkaf SUBCOMMAND --help` their
+flags. The console script starts in `_tfkaf_cli`, which keeps TensorFlow's
+start-up log lines off the terminal unless `--verbose` is given. A user mistake (unknown flag, missing file, missing
+optional package) ends in one line that says what to do, exit status 2 (usage)
+or 1 (anything else), never a traceback.
 """
 
+import argparse
+import importlib.util
 import json
 import os
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
+__all__ = ["COMMANDS", "CommandError", "main", "run"]
 
-__all__ = ["main", "run"]
+# Sub-command -> one line of help, in the order `tfkaf --help` lists them.
+COMMANDS = {
+    "demo": "train ReLU, KAF, 2D-KAF and spline nets on MNIST-1D, with plots",
+    "bench": "time the fused ops against composite TF, XLA and tf.nn.relu",
+    "plot": "plot the learned activations of a saved .keras model",
+    "info": "show how the op plugin was built, and the devices (JSON)",
+}
 
-COMMANDS = ("demo", "bench", "plot", "info")
+# Optional packages per sub-command: (module, pip name, extra).
+_NEEDS = {
+    "demo": (("mnist1d", "mnist1d", "demo"),
+             ("matplotlib", "matplotlib", "demo")),
+    "plot": (("matplotlib", "matplotlib", "plot"),),
+}
 
-FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, "Small, fast version of the job.")
-flags.DEFINE_string("out", "tfkaf_out", "Directory for plots, tables, models.")
-flags.DEFINE_enum("strategy", "none", ["none", "mirrored"],
-                  "demo: tf.distribute strategy to train under.")
-flags.DEFINE_string("json", None, "bench: write the records to this path.")
-flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "bench: device to run on.")
-flags.DEFINE_list("ops", ["kaf", "kaf2d", "linear_spline"],
-                  "bench: which ops to benchmark.")
+
+class CommandError(Exception):
+  """A user-facing failure: printed as one line, exit status 1."""
+
+
+_MORE = "`tfkaf COMMAND --help` lists a command's flags."
+
+
+def _command_list():
+  width = max(len(name) for name in COMMANDS)
+  lines = ["commands:"] + [f"  {name:{width}s}  {text}"
+                           for name, text in COMMANDS.items()]
+  return "\n".join(lines + [_MORE]) + "\n"
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse with a one-line error followed by the list of sub-commands."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n{_command_list()}")
+
+
+def _memory_size(text):
+  """'8G', '512MiB', '4' (GiB) or '50%' (of available memory) -> bytes."""
+  from tfkaf import _memory  # pylint: disable=g-import-not-at-top
+
+  try:
+    return _memory.parse_size(text)
+  except ValueError as error:
+    raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_demo(commands, common):
+  parser = commands.add_parser("demo", parents=[common],
+                               help=COMMANDS["demo"],
+                               description=COMMANDS["demo"])
+  parser.add_argument("--quick", action="store_true",
+                      help="small, fast run (one architecture, 8 epochs)")
+  parser.add_argument("--out", default="tfkaf_out", metavar="DIR",
+                      help="directory for the table, plots and model "
+                           "(default: %(default)s)")
+  parser.add_argument("--strategy", default="none",
+                      choices=("none", "mirrored"),
+                      help="tf.distribute strategy to train under "
+                           "(default: %(default)s)")
+
+
+def _add_bench(commands, common):
+  from tfkaf import _memory  # pylint: disable=g-import-not-at-top
+
+  parser = commands.add_parser("bench", parents=[common],
+                               help=COMMANDS["bench"],
+                               description=COMMANDS["bench"])
+  parser.add_argument("--quick", action="store_true",
+                      help="small tensors, few repetitions")
+  parser.add_argument("--json", metavar="PATH",
+                      help="also write the records to this JSON file")
+  parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                      help="device to run on (default: %(default)s)")
+  parser.add_argument("--ops", default="kaf,kaf2d,linear_spline",
+                      metavar="LIST",
+                      help="comma-separated ops to benchmark "
+                           "(default: %(default)s)")
+  parser.add_argument(
+      "--max-memory", type=_memory_size, default=None, metavar="SIZE",
+      help="memory a baseline may need, e.g. 6G, 512M or 50%% (of available "
+           "memory); a composite baseline estimated to need more is skipped "
+           f"(default: {_memory.DEFAULT_BUDGET_TEXT})")
+
+
+def _add_plot(commands, common):
+  parser = commands.add_parser("plot", parents=[common],
+                               help=COMMANDS["plot"],
+                               description=COMMANDS["plot"])
+  parser.add_argument("model", metavar="MODEL.keras",
+                      help="a model saved with model.save(...)")
+  parser.add_argument("--out", default="tfkaf_out", metavar="DIR",
+                      help="directory for the plots (default: %(default)s)")
+
+
+def _add_info(commands, common):
+  commands.add_parser("info", parents=[common], help=COMMANDS["info"],
+                      description=COMMANDS["info"])
+
+
+def build_parser():
+  """The command's argument parser (sub-commands with their flags)."""
+  # --verbose is accepted before and after the sub-command; the sub-command's
+  # copy must not reset a value given before it, hence SUPPRESS there.
+  common = argparse.ArgumentParser(add_help=False)
+  common.add_argument("--verbose", action="store_true",
+                      default=argparse.SUPPRESS,
+                      help="show TensorFlow's log lines")
+  parser = _Parser(
+      prog="tfkaf", parents=[common],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      description="tfkaf: trainable activation functions for "
+                  "TensorFlow/Keras.",
+      epilog=_MORE)
+  commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                   parser_class=_Parser)
+  for add in (_add_demo, _add_bench, _add_plot, _add_info):
+    add(commands, common)
+  parser.set_defaults(verbose=False)
+  return parser
+
+
+def _require(command):
+  missing = [(module, package, extra)
+             for module, package, extra in _NEEDS.get(command, ())
+             if importlib.util.find_spec(module) is None]
+  if missing:
+    names = ", ".join(package for _, package, _ in missing)
+    extra = missing[0][2]
+    raise CommandError(
+        f"`tfkaf {command}` needs {names}, which is not installed: "
+        f"pip install \"tfkaf[{extra}]\" (from a source tree: pip install "
+        f"--no-build-isolation \".[{extra}]\")")
 
 
 def _info(unused_args):
@@ -39,58 +166,67 @@ def _info(unused_args):
   return 0
 
 
-def _bench(unused_args):
+def _bench(args):
   from tfkaf import benchmark  # pylint: disable=g-import-not-at-top
 
-  device = "/GPU:0" if FLAGS.device == "gpu" else "/CPU:0"
-  unknown = sorted(set(FLAGS.ops) - set(benchmark.CASES))
-  if unknown:
-    raise app.UsageError(f"unknown op(s) for --ops: {', '.join(unknown)}; "
-                         f"choose from {', '.join(benchmark.CASES)}")
-  records = benchmark.run(FLAGS.ops, quick=FLAGS.quick, device=device)
+  op_names = [name.strip() for name in args.ops.split(",") if name.strip()]
+  unknown = sorted(set(op_names) - set(benchmark.CASES))
+  if unknown or not op_names:
+    raise CommandError(
+        f"unknown op(s) for --ops: {', '.join(unknown) or '(none given)'}; "
+        f"choose from {', '.join(benchmark.CASES)}")
+  device = "/GPU:0" if args.device == "gpu" else "/CPU:0"
+  records = benchmark.run(op_names, quick=args.quick, device=device,
+                          max_memory=args.max_memory)
   print()
-  for (op, pass_name), row in benchmark.ratios(records).items():
-    print(f"{op:14s} {pass_name:17s} " + "  ".join(
-        f"{variant}={ratio:6.2f}x" for variant, ratio in row.items())
-          + "   (time / relu time)")
-  if FLAGS.json:
-    with open(FLAGS.json, "w", encoding="utf-8") as f:
+  print(benchmark.ratio_table(records))
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
       json.dump(records, f, indent=1)
-    print(f"wrote {FLAGS.json}")
+    print(f"wrote {args.json}")
   return 0
 
 
-def _demo(unused_args):
+def _demo(args):
   from tfkaf import demo  # pylint: disable=g-import-not-at-top
 
-  return demo.run(out_dir=FLAGS.out, quick=FLAGS.quick,
-                  strategy=FLAGS.strategy)
+  return demo.run(out_dir=args.out, quick=args.quick, strategy=args.strategy)
 
 
 def _plot(args):
-  if len(args) != 1:
-    raise app.UsageError("usage: tfkaf plot MODEL.keras --out DIR")
   from tfkaf import plot  # pylint: disable=g-import-not-at-top
 
-  paths = plot.activations_from_file(args[0], FLAGS.out)
-  for path in paths:
+  if not os.path.exists(args.model):
+    raise CommandError(f"no model file at {args.model}")
+  for path in plot.activations_from_file(args.model, args.out):
     print(path)
   return 0
 
 
-def main(argv):
-  args = argv[1:]
-  if not args or args[0] not in COMMANDS:
-    raise app.UsageError(
-        f"usage: tfkaf {{{'|'.join(COMMANDS)}}} [flags]; see --helpfull")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel("WARNING")
-  logging.set_verbosity(logging.WARNING)
-  handler = {"demo": _demo, "bench": _bench, "plot": _plot, "info": _info}
-  return handler[args[0]](args[1:])
+_HANDLERS = {"demo": _demo, "bench": _bench, "plot": _plot, "info": _info}
+
+
+def main(argv=None):
+  """Runs the command line `argv` (without the program name); returns status."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.command is None:  # `tfkaf` alone: the list, as a usage error
+    parser.print_help()
+    return 2
+  try:
+    _require(args.command)
+    if not args.verbose:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      tf.get_logger().setLevel("ERROR")
+    return _HANDLERS[args.command](args)
+  except CommandError as error:
+    print(f"tfkaf {args.command}: error: {error}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print(f"tfkaf {args.command}: interrupted", file=sys.stderr)
+    return 130
 
 
 def run():
   """Console-script entry point."""
-  app.run(main, argv=sys.argv)
+  sys.exit(main(sys.argv[1:]))

@@ -12,14 +12,15 @@ in a fresh process to show that it serves.
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["load_mnist1d", "build_model", "run", "VARIANTS"]
+from tfkaf import _process
+
+__all__ = ["load_mnist1d", "build_model", "run", "serve_in_fresh_process",
+           "VARIANTS"]
 
 VARIANTS = ("relu", "kaf", "kaf2d", "spline")
 _HIDDEN = 100
@@ -193,12 +194,16 @@ print(json.dumps(np.argmax(logits.numpy(), axis=-1).tolist()))
 """
 
 
-def _serve_in_fresh_process(export_dir, x, out_dir):
-  inputs = os.path.join(out_dir, "serve_inputs.npy")
+def serve_in_fresh_process(export_dir, x, out_dir):
+  """Class predictions of a SavedModel reloaded in a fresh Python process.
+
+  The process imports the same installed tfkaf as this one, whatever the
+  working directory holds (see `tfkaf._process`).
+  """
+  inputs = os.path.abspath(os.path.join(out_dir, "serve_inputs.npy"))
   np.save(inputs, x)
-  result = subprocess.run(
-      [sys.executable, "-c", _SERVE_CHECK, export_dir, inputs],
-      capture_output=True, text=True, timeout=600, check=False)
+  result = _process.run_python(
+      _SERVE_CHECK, (os.path.abspath(export_dir), inputs))
   if result.returncode != 0:
     raise RuntimeError("reloading the SavedModel in a fresh process failed:\n"
                        + result.stderr[-4000:])
@@ -254,7 +259,7 @@ def run(out_dir="tfkaf_out", quick=False, strategy="none", log=print):
   models[best.name].export(export_dir, verbose=False)
   x_test, y_test = data[2], data[3]
   in_process = np.argmax(models[best.name].predict(x_test, verbose=0), -1)
-  served = _serve_in_fresh_process(export_dir, x_test, out_dir)
+  served = serve_in_fresh_process(export_dir, x_test, out_dir)
   agreement = float(np.mean(served == in_process))
   served_accuracy = float(np.mean(served == y_test))
   log(f"best model {best.name} exported to {export_dir}; reloaded in a fresh "
