@@ -67,3 +67,22 @@ def test_incompatible_plugin_error_names_both_versions(tmp_path, monkeypatch):
   with pytest.raises(ImportError, match=r"built for TensorFlow 2\.99\.0.*"
                      + tf.__version__.replace(".", r"\.")):
     _loader.load_ops()
+
+
+def test_plugin_of_the_same_release_series_loads(monkeypatch):
+  """An isolated `pip install .` may build against another 2.21.x."""
+  series = ".".join(tf.__version__.split(".")[:2])
+  monkeypatch.setattr(_loader, "_recorded_build",
+                      lambda: {"tensorflow_version": f"{series}.99"})
+  monkeypatch.setattr(_loader, "_ops_module", None)
+  assert _loader.load_ops() is not None
+
+
+def test_plugin_of_another_release_is_refused_before_loading(monkeypatch):
+  monkeypatch.setattr(_loader, "_recorded_build",
+                      lambda: {"tensorflow_version": "2.20.0"})
+  monkeypatch.setattr(_loader, "_ops_module", None)
+  monkeypatch.setattr(tf, "load_op_library", None)  # must not be reached
+  with pytest.raises(ImportError, match=r"built for TensorFlow 2\.20\.0.*"
+                     r"install TensorFlow 2\.20\.\*"):
+    _loader.load_ops()
