@@ -1,4 +1,4 @@
-"""Crash-isolated execution and checking of tfkaf op cases (issue #8).
+"""Crash-isolated execution and checking of tfkaf op cases.
 
 Used by tests/test_fuzz_ops.py (hypothesis), tests/test_reliability.py (smoke
 corpus, leaks, concurrency) and tools/fuzz_long.sh / tools/asan_check.sh.
@@ -19,7 +19,7 @@ Pieces:
 - `expected_problems(...)`: the validity oracle (what must be rejected, with
   which words in the message), from full shapes (run time) or from
   partially-known shapes (what must fail at graph construction).
-- `np_oracle(...)`: the formulas of SPEC.md sections 2-4 in float64 NumPy,
+- `np_oracle(...)`: the formulas of docs/design.md, sections 1-3 in float64 NumPy,
   with a first-order rounding-error bound per output element, the positions
   where NaN inputs must give NaN, and where infinities are involved.
 - `check_case(case, result)`: returns a list of failure strings (empty: the
@@ -82,7 +82,7 @@ def specials(dtype):
 
 
 def default_gamma(op, boundary, width):
-  """SPEC.md: 1/(8 step^2) (KAF), 1/(4 step^2) (2D-KAF); None if undefined."""
+  """docs/design.md: 1/(8 step^2) (KAF), 1/(4 step^2) (2D-KAF); None if undefined."""
   if op == "kaf2d":
     side = int(round(math.sqrt(width))) if width > 0 else 0
     if side * side != width or side < 2:

@@ -1,8 +1,8 @@
-"""Tests of tfkaf.activations, the fixed activation library (SPEC.md §5).
+"""Tests of tfkaf.activations, the fixed activation library.
 
-Every name is checked against a NumPy reference written here, independently
-of the implementation, from the formulas of SPEC.md; plus gradients at
-extreme inputs, lookup, composition, serialization and Keras `.keras`
+Every name (docs/activations.md) is checked against a NumPy reference
+written here from its formula, independently of the implementation; plus
+gradients at extreme inputs, lookup, composition, serialization and Keras `.keras`
 round trips.
 """
 
@@ -165,7 +165,7 @@ ALIASES = {
 }
 ALL_NAMES = sorted(REFERENCES) + sorted(ALIASES)
 
-# The names of SPEC.md §5, verbatim.
+# Every name the library promises (docs/activations.md), verbatim.
 SPEC_NAMES = (
     "relu sigmoid tanh softmax linear gelu silu swish mish selu elu leaky_relu "
     "softplus softsign exponential hard_sigmoid hard_silu hard_swish hard_tanh "
@@ -175,7 +175,7 @@ SPEC_NAMES = (
     "norm:z"
 ).split()
 
-# Parameters and defaults of SPEC.md §5 (and of the issue).
+# Parameters and defaults of the library's functions (docs/activations.md).
 SPEC_SIGNATURES = {
     "relu": {"negative_slope": 0.0, "max_value": None, "threshold": 0.0},
     "softmax": {"axis": -1},

@@ -4,7 +4,7 @@ Every case is executed in a crash-isolated worker process
 (tests/fuzz_harness.py): a crash or hang fails the test naming the case, with
 a stand-alone reproducer, instead of killing the test runner. Each case must
 either match the composite reference `tfkaf.reference` (float64) within a
-rounding-error bound derived from the formulas (SPEC.md sections 2-4) and the
+rounding-error bound derived from the formulas (docs/design.md, sections 1-4) and the
 element type, with NaN in -> NaN out, or raise InvalidArgumentError /
 ValueError (TypeError for dtype errors) whose message names the problem.
 

@@ -1,4 +1,4 @@
-"""Tests of the fused KAF and 2D-KAF ops (issue #3, SPEC.md sections 2, 3).
+"""Tests of the fused KAF and 2D-KAF ops (docs/design.md, sections 1, 2).
 
 The oracle is an independent NumPy implementation written here from the
 formulas (float64), not the composite TF form; the composite form is checked
@@ -24,7 +24,7 @@ _RAW = tfkaf.load_ops()
 
 
 # ---------------------------------------------------------------------------
-# NumPy reference (float64), straight from SPEC.md.
+# NumPy reference (float64), straight from the formulas in docs/design.md.
 
 
 def f32(value):

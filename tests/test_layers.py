@@ -1,7 +1,7 @@
-"""Tests of tfkaf.layers (SPEC.md §2-4, §7; issue #5).
+"""Tests of tfkaf.layers (docs/design.md, sections 1-3).
 
 Numerical checks use NumPy references written here from the formulas of
-SPEC.md, independently of the ops; model-level checks cover Sequential and
+docs/design.md, independently of the ops; model-level checks cover Sequential and
 functional models, Dense and Conv2D (NHWC, and NCHW through axis=1),
 model.fit, `.keras` round trips, SavedModel export loaded in a fresh process,
 tf.function, XLA and mixed precision. Optimizer groups, Lipschitz bounds and

@@ -1,4 +1,4 @@
-"""Reliability suite of the fused ops (issue #8).
+"""Reliability suite of the fused ops.
 
 - Crash-isolated smoke corpus (tests/smoke_corpus.py): hundreds of nasty
   cases per op run in a worker subprocess; a segfault, sanitizer abort or

@@ -1,4 +1,4 @@
-"""Tests of the fused linear-spline op (SPEC.md section 4; issue #4).
+"""Tests of the fused linear-spline op (docs/design.md, section 3).
 
 The NumPy reference below is written from the formulas (float64, the
 (1 - u) c[i] + u c[i+1] form, np.add.at for the coefficient gradient),

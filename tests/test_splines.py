@@ -1,4 +1,4 @@
-"""Tests of tfkaf.splines (SPEC.md section 4), against NumPy written here."""
+"""Tests of tfkaf.splines (docs/design.md, section 3), against NumPy written here."""
 
 import numpy as np
 import pytest

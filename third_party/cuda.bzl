@@ -1,4 +1,4 @@
-"""nvcc through a genrule: simpler than a CUDA crosstool (SPEC.md section 6).
+"""nvcc through a genrule: simpler than a CUDA crosstool (docs/design.md, section 5).
 
 configure.sh --cuda writes --define=TFKAF_NVCC=<path> and
 --define=TFKAF_CUDA_GENCODE=<flags> into .bazelrc.

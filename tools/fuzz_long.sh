@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long, on-demand fuzz profile of issue #8 (not part of CI).
+# The long, on-demand fuzz profile of the reliability suite (not part of CI).
 #
 #   bash tools/fuzz_long.sh [extra pytest args]
 #

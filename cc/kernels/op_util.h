@@ -26,7 +26,7 @@ absl::Status NormalizeAxis(int axis, int rank, int* normalized,
 // CPU's flush-to-zero mode would turn a subnormal one into 0).
 absl::Status CheckKafScale(const char* name, float value);
 
-// The linear-spline grid rule (SPEC.md section 4): finite x_min < x_max.
+// The linear-spline grid rule (docs/design.md, section 3): finite x_min < x_max.
 // Used by the spline shape functions and kernels alike.
 absl::Status CheckSplineGrid(float x_min, float x_max);
 

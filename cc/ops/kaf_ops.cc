@@ -1,5 +1,5 @@
 // Op registrations for the Kernel Activation Function (KAF) and 2D-KAF
-// (SPEC.md sections 2 and 3): Tfkaf>Kaf, Tfkaf>KafGrad, Tfkaf>Kaf2d and
+// (docs/design.md, sections 1 and 2): Tfkaf>Kaf, Tfkaf>KafGrad, Tfkaf>Kaf2d and
 // Tfkaf>Kaf2dGrad, with shape functions that reject what is already known to
 // be wrong at graph construction (the kernels validate everything again).
 

@@ -1,7 +1,7 @@
 // Op registrations for the learnable linear spline (DeepSplines; Bohra et
 // al. 2020, "Learning activation functions in deep (spline) neural
 // networks"; Aziznejad et al. 2020, "Deep neural networks with trainable
-// activations and controlled Lipschitz constant"). SPEC.md section 4.
+// activations and controlled Lipschitz constant"). docs/design.md, section 3.
 
 #include "absl/strings/str_cat.h"
 #include "cc/kernels/op_util.h"
