@@ -6,9 +6,11 @@
 #   bash tools/bootstrap.sh setup               set up only
 #
 # Set-up: Debian's offline Bazel (bazel-bootstrap), a virtualenv in .venv with
-# TensorFlow 2.21 and the test/demo extras, and `pip install .` of tfkaf,
-# which builds the op plugin with Bazel (CUDA kernels too when nvcc is
-# found; TFKAF_CUDA=0 turns that off). Re-running reuses what is there.
+# the build requirements of pyproject.toml (TensorFlow 2.21), and
+# `pip install --no-build-isolation ".[test]"` of tfkaf, which builds the op
+# plugin with Bazel (CUDA kernels too when nvcc is found; TFKAF_CUDA=0 turns
+# that off) and installs every optional package the demo and the tests use.
+# Re-running reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,10 +36,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
-log "installing Python dependencies"
-"${pip[@]}" install "setuptools>=65" wheel "tensorflow>=2.21,<2.22" \
-  "numpy>=1.26" "absl-py>=2.1" "pytest>=8" "hypothesis>=6.100" \
-  "matplotlib>=3.8" "mnist1d>=0.0.2"
+log "installing the build requirements (pyproject.toml)"
+mapfile -t build_requires < <("$venv/bin/python" -c '
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    print("\n".join(tomllib.load(f)["build-system"]["requires"]))')
+"${pip[@]}" install "${build_requires[@]}"
 
 if [ -z "${TFKAF_CUDA:-}" ]; then
   if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -46,8 +50,10 @@ if [ -z "${TFKAF_CUDA:-}" ]; then
     export TFKAF_CUDA=0
   fi
 fi
-log "building and installing tfkaf (CUDA kernels: $TFKAF_CUDA)"
-"${pip[@]}" install --no-build-isolation --no-deps --force-reinstall .
+log "building and installing tfkaf[test] (CUDA kernels: $TFKAF_CUDA)"
+# The fast path: build against the TensorFlow installed above. The test
+# extra holds every optional package (demo, plots, export, tests).
+"${pip[@]}" install --no-build-isolation ".[test]"
 
 export PATH="$venv/bin:$PATH"
 case "$job" in
