@@ -68,10 +68,13 @@ def _memory_size(text):
     raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _subparser(commands, name, common):
+  return commands.add_parser(name, parents=[common], help=COMMANDS[name],
+                             description=COMMANDS[name])
+
+
 def _add_demo(commands, common):
-  parser = commands.add_parser("demo", parents=[common],
-                               help=COMMANDS["demo"],
-                               description=COMMANDS["demo"])
+  parser = _subparser(commands, "demo", common)
   parser.add_argument("--quick", action="store_true",
                       help="small, fast run (one architecture, 8 epochs)")
   parser.add_argument("--out", default="tfkaf_out", metavar="DIR",
@@ -86,9 +89,7 @@ def _add_demo(commands, common):
 def _add_bench(commands, common):
   from tfkaf import _memory  # pylint: disable=g-import-not-at-top
 
-  parser = commands.add_parser("bench", parents=[common],
-                               help=COMMANDS["bench"],
-                               description=COMMANDS["bench"])
+  parser = _subparser(commands, "bench", common)
   parser.add_argument("--quick", action="store_true",
                       help="small tensors, few repetitions")
   parser.add_argument("--json", metavar="PATH",
@@ -107,9 +108,7 @@ def _add_bench(commands, common):
 
 
 def _add_plot(commands, common):
-  parser = commands.add_parser("plot", parents=[common],
-                               help=COMMANDS["plot"],
-                               description=COMMANDS["plot"])
+  parser = _subparser(commands, "plot", common)
   parser.add_argument("model", metavar="MODEL.keras",
                       help="a model saved with model.save(...)")
   parser.add_argument("--out", default="tfkaf_out", metavar="DIR",
@@ -117,8 +116,7 @@ def _add_plot(commands, common):
 
 
 def _add_info(commands, common):
-  commands.add_parser("info", parents=[common], help=COMMANDS["info"],
-                      description=COMMANDS["info"])
+  _subparser(commands, "info", common)
 
 
 def build_parser():
