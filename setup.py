@@ -105,6 +105,11 @@ setup(
         "demo": ["matplotlib>=3.8", "mnist1d>=0.0.2"],
         "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8",
                  "mnist1d>=0.0.2"],
+        # tfkaf.export: LiteRT and ONNX. tf2onnx < 1.17 pins protobuf 3.20,
+        # which TensorFlow 2.21 (protobuf >= 6.31.1, < 8) refuses.
+        "export": ["tf2onnx>=1.17,<1.18", "onnx>=1.17,<1.24",
+                   "onnxruntime>=1.20,<1.33", "ai-edge-litert>=1.4,<2.4",
+                   "protobuf>=6.31.1,<8"],
     },
     entry_points={"console_scripts": ["tfkaf = _tfkaf_cli:run"]},
     cmdclass={"build_py": BuildPyWithPlugin},
