@@ -1,12 +1,15 @@
 """KAF and 2D-KAF: fused custom ops, their gradients and composite forms.
 
 `kaf` / `kaf2d` call the fused C++/CUDA ops `Tfkaf>Kaf` / `Tfkaf>Kaf2d`
-(SPEC.md sections 2 and 3), which never build the [..., C, D] expansion that
+(docs/design.md, sections 1 and 2), which never build the [..., C, D] expansion that
 the original kafnets code uses. Inside functions compiled by XLA (which has
 no kernel for custom ops) they fall back to `kaf_composite` /
 `kaf2d_composite`, the pure-TF reference forms that expand the input against
 the dictionary exactly like the original code; those forms also serve as
-test oracle and benchmark baseline (`tfkaf.reference`).
+test oracle and benchmark baseline (`tfkaf.reference`). Inside
+`tfkaf.portable()` they trace to `kaf_portable` / `kaf2d_portable` instead:
+inference forms of standard TF ops (LiteRT builtins, ONNX-convertible) with
+smaller intermediates than the reference forms.
 
 Gradients: the first-order gradient of each op is its fused gradient op
 (`Tfkaf>KafGrad` / `Tfkaf>Kaf2dGrad`, returning dx and dalpha in one pass).
@@ -30,12 +33,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfkaf import _loader
+from tfkaf import _portable
 from tfkaf import _xla
 
-__all__ = ["KERNELS", "default_gamma", "default_gamma_2d", "kaf", "kaf2d",
-           "kaf_composite", "kaf2d_composite"]
+__all__ = ["KERNELS", "PORTABLE_CENTRES_PER_STEP", "default_gamma",
+           "default_gamma_2d", "kaf", "kaf2d", "kaf2d_composite",
+           "kaf2d_portable", "kaf_composite", "kaf_portable"]
 
 KERNELS = ("gaussian", "relu", "softplus")
+
+# The portable KAF sums the kernel over at most this many centres per step,
+# so its largest intermediate is [..., C, min(D, PORTABLE_CENTRES_PER_STEP)].
+PORTABLE_CENTRES_PER_STEP = 8
 
 
 def _step(boundary, num_centres):
@@ -166,6 +175,9 @@ def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
   Returns:
     A tensor of x's shape and dtype.
   """
+  if _portable.is_active():
+    return kaf_portable(x, alpha, boundary=boundary, kernel=kernel,
+                        gamma=gamma, axis=axis)
   x, alpha = _convert(x, alpha)
   boundary = float(boundary)
   if _xla.in_xla_context():
@@ -195,6 +207,8 @@ def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1):
   Returns:
     A tensor of x's dtype and shape with H channels along `axis`.
   """
+  if _portable.is_active():
+    return kaf2d_portable(x, alpha, boundary=boundary, gamma=gamma, axis=axis)
   x, alpha = _convert(x, alpha)
   boundary = float(boundary)
   if _xla.in_xla_context():
@@ -330,12 +344,99 @@ def kaf2d_composite(x, alpha, boundary=3.0, gamma=None, axis=-1):
   return tf.cast(_restore(y, inverse), dtype)
 
 
-def _split_pairs(xt):
-  channels = xt.shape[-1]
+def _split_pairs(xt, axis=-1):
+  """(x1, x2): channel j and channel j + H of the 2H channels along axis."""
+  channels = xt.shape[axis]
   if channels is not None and channels % 2:
     raise ValueError("2D-KAF needs an even number of channels (2H, channel j "
                      f"paired with channel j+H), got {channels}")
-  return tf.split(xt, 2, axis=-1)
+  return tf.split(xt, 2, axis=axis)
+
+
+# ---------------------------------------------------------------------------
+# Portable forms (inference, inside `tfkaf.portable()`).
+
+
+def _portable_axis(x, axis):
+  """The non-negative channel axis of x, checked (the rank must be known)."""
+  rank = x.shape.rank
+  if rank is None:
+    raise ValueError("the portable KAF needs x of known rank")
+  if rank < 1:
+    raise ValueError(
+        "x must have rank >= 1 (a channel axis is needed), got rank 0")
+  if not -rank <= axis < rank:
+    raise ValueError(f"axis {axis} is out of range for x of rank {rank} "
+                     f"(expected {-rank} <= axis < {rank})")
+  return axis % rank
+
+
+def _per_channel(values, rank, axis):
+  """[C, k] values shaped [1, .., C, .., 1, k] (C at `axis`): they broadcast
+  against tf.expand_dims(x, -1) without moving x's channel axis."""
+  shape = [1] * rank + [values.shape[-1]]
+  shape[axis] = -1
+  return tf.reshape(values, shape)
+
+
+def _portable_start(x, alpha, boundary, gamma, axis, two_d):
+  """Checked inputs: (x and alpha in the compute dtype, x's dtype, boundary,
+  gamma, D, rank, axis)."""
+  x, alpha, boundary, gamma, side = _composite_prologue(
+      x, alpha, boundary, gamma, two_d=two_d)
+  axis = _portable_axis(x, int(axis))
+  compute = _compute_dtype(x.dtype)
+  return (tf.cast(x, compute), tf.cast(alpha, compute), x.dtype, boundary,
+          gamma, side, x.shape.rank, axis)
+
+
+@_no_autograph
+def kaf_portable(x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
+                 axis=-1):
+  """`kaf` as standard TF ops for inference (what `tfkaf.portable()` traces).
+
+  The same sum as the reference form, over the centres in steps of at most
+  PORTABLE_CENTRES_PER_STEP: the largest intermediate is
+  [..., C, min(D, PORTABLE_CENTRES_PER_STEP)] and x's channel axis is never
+  moved (alpha is reshaped to broadcast against it instead). Every op is a
+  LiteRT builtin and converts to ONNX.
+  """
+  _check_kernel(kernel)
+  x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
+      x, alpha, boundary, gamma, axis, two_d=False)
+  centres = _centres(boundary, side, x.dtype)
+  expanded = tf.expand_dims(x, -1)
+  y = None
+  for start in range(0, side, PORTABLE_CENTRES_PER_STEP):
+    stop = min(start + PORTABLE_CENTRES_PER_STEP, side)
+    k = _kernel_values(expanded - centres[start:stop], kernel, gamma)
+    part = tf.reduce_sum(k * _per_channel(alpha[:, start:stop], rank, axis),
+                         axis=-1)
+    y = part if y is None else y + part
+  return tf.cast(y, dtype)
+
+
+@_no_autograph
+def kaf2d_portable(x, alpha, boundary=3.0, gamma=None, axis=-1):
+  """`kaf2d` as standard TF ops for inference (what `tfkaf.portable()` traces).
+
+  The Gaussian of the grid factorises, exp(-gamma ((x1 - d_a)^2 + (x2 -
+  d_b)^2)) = e1[a] e2[b], so y = sum_b e2[b] sum_a alpha[h, b D + a] e1[a]
+  with e1, e2 = the D one-dimensional Gaussians of x1, x2: the largest
+  intermediate is [..., H, D] (the reference form builds [..., H, D*D]).
+  """
+  x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
+      x, alpha, boundary, gamma, axis, two_d=True)
+  x1, x2 = _split_pairs(x, axis)
+  centres = _centres(boundary, side, x.dtype)
+  e1 = tf.exp(-gamma * tf.square(tf.expand_dims(x1, -1) - centres))
+  e2 = tf.exp(-gamma * tf.square(tf.expand_dims(x2, -1) - centres))
+  y = None
+  for b, e2_b in enumerate(tf.unstack(e2, axis=-1)):
+    row = _per_channel(alpha[:, b * side:(b + 1) * side], rank, axis)
+    part = e2_b * tf.reduce_sum(e1 * row, axis=-1)
+    y = part if y is None else y + part
+  return tf.cast(y, dtype)
 
 
 # Composite first-order gradients (for the second-order gradients).

@@ -29,6 +29,9 @@ slope; under XLA (which uses the composite form) that is what you get.
 `x_min` and `x_max` are float32 attributes of the op: both forms round them
 to float32 first, so float64 inputs see the same grid in both. float16 and
 bfloat16 compute in float32 and return their own type.
+
+Inside `tfkaf.portable()`, `linear_spline` traces to `linear_spline_portable`
+(standard TF ops for inference: LiteRT builtins, ONNX-convertible).
 """
 
 import math
@@ -37,9 +40,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfkaf import _loader
+from tfkaf import _portable
 from tfkaf._xla import in_xla_context
 
-__all__ = ["linear_spline", "linear_spline_composite"]
+__all__ = ["linear_spline", "linear_spline_composite",
+           "linear_spline_portable"]
 
 _FORWARD_OP = "Tfkaf>LinearSpline"
 _GRAD_OP = "Tfkaf>LinearSplineGrad"
@@ -102,7 +107,8 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
   Returns:
     A tensor of x's shape and dtype. Differentiable in x and coefficients
     (to any order). Inside an XLA-compiled function (jit_compile=True), where
-    custom ops have no kernel, the composite form is used instead.
+    custom ops have no kernel, the composite form is used instead; inside
+    `tfkaf.portable()`, the portable form.
 
   Raises:
     TypeError: coefficients of another dtype than x, or an unsupported dtype.
@@ -111,6 +117,8 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
   """
   lo, hi = _grid_range(x_min, x_max)
   with tf.name_scope(name or "linear_spline"):
+    if _portable.is_active():
+      return linear_spline_portable(x, coefficients, lo, hi, axis=axis)
     x, coefficients = _inputs(x, coefficients)
     if in_xla_context():
       return linear_spline_composite(x, coefficients, lo, hi, axis=axis)
@@ -157,12 +165,18 @@ def _segments(t, knots):
   return i, t - i
 
 
-def _flat_indices(i, rank, axis, channels, knots):
+def _flat_indices(i, rank, axis, channels, knots, index_dtype=tf.int64):
   """Index of coefficient (channel, i) in the flattened [C * K] table."""
-  index_dtype = tf.int64
   offsets = tf.range(channels, dtype=index_dtype) * tf.cast(knots, index_dtype)
   offsets = tf.reshape(offsets, [-1] + [1] * (rank - 1 - axis))
   return tf.cast(i, index_dtype) + offsets
+
+
+def _interpolate(table, flat, u):
+  """c[i] + u (c[i+1] - c[i]), c[i] = table[flat]."""
+  c0 = tf.gather(table, flat)
+  c1 = tf.gather(table, flat + 1)
+  return c0 + u * (c1 - c0)
 
 
 def linear_spline_composite(x, coefficients, x_min, x_max, axis=-1):
@@ -188,11 +202,53 @@ def linear_spline_composite(x, coefficients, x_min, x_max, axis=-1):
   t = (xc - tf.constant(lo, compute)) * scale
   i, u = _segments(t, knots)
   flat = _flat_indices(i, rank, axis, channels, knots)
-  table = tf.reshape(cc, [-1])
-  c0 = tf.gather(table, flat)
-  c1 = tf.gather(table, flat + 1)
-  y = c0 + u * (c1 - c0)
+  y = _interpolate(tf.reshape(cc, [-1]), flat, u)
   return tf.cast(y, dtype)
+
+
+def linear_spline_portable(x, coefficients, x_min, x_max, axis=-1):
+  """`linear_spline` as standard TF ops for inference (`tfkaf.portable()`).
+
+  The formula of the composite form with the shapes and the grid scale as
+  constants: segment index, two gathers from the flattened [C * K] table
+  (int32 indices), linear extrapolation outside the grid. No assertion, no
+  float64 and no gradient bookkeeping; every intermediate has x's size. A
+  NaN input gives NaN (as the fused op), +-Inf follows the formula.
+  Every op is a LiteRT builtin and converts to ONNX. Needs the coefficients'
+  shape [C, K] known while tracing (it is, for the layers).
+  """
+  lo, hi = _grid_range(x_min, x_max)
+  x, coefficients = _inputs(x, coefficients)
+  rank, axis = _static_checks(x, coefficients, axis)
+  channels, knots = coefficients.shape
+  if channels is None or knots is None:
+    raise ValueError("linear_spline_portable needs the shape of the "
+                     "coefficients [channels, knots] known while tracing, "
+                     f"got {coefficients.shape}")
+  dtype = x.dtype
+  compute = tf.float32 if dtype in _HALF_TYPES else dtype
+  t = ((tf.cast(x, compute) - tf.constant(lo, compute))
+       * tf.constant((knots - 1.0) / (hi - lo), compute))
+  i = _portable_segment_index(t, knots)
+  flat = _flat_indices(i, rank, axis, channels, knots, index_dtype=tf.int32)
+  table = tf.reshape(tf.cast(coefficients, compute), [-1])
+  return tf.cast(_interpolate(table, flat, t - tf.cast(i, compute)), dtype)
+
+
+def _portable_segment_index(t, knots):
+  """int32 i = clamp(floor(t), 0, K - 2) from min / max and an integer clamp.
+
+  No select (tf2onnx may turn one into arithmetic on both branches, which
+  spreads a NaN or Inf of the unused branch): t is clamped in floating point
+  first, so that the conversion is defined for +-Inf and huge values, and
+  the integer is clamped again, so that a NaN t (whose conversion is
+  undefined) still gives a valid index; its output is NaN through u.
+  """
+  last = knots - 2
+  clamped = tf.minimum(tf.maximum(t, tf.zeros([], t.dtype)),
+                       tf.constant(last, t.dtype))
+  i = tf.cast(tf.floor(clamped), tf.int32)
+  return tf.minimum(tf.maximum(i, 0), last)
 
 
 def _attrs(op):

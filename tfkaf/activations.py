@@ -55,6 +55,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkaf import _backend
+from tfkaf import _portable
 
 __all__ = [
     # Registry, lookup and serialization.
@@ -804,6 +805,23 @@ def _downcast(y, dtype):
   return y if dtype is None else tf.cast(y, dtype)
 
 
+def _expm1(x):
+  """exp(x) - 1, accurate near 0.
+
+  tf.math.expm1; inside `tfkaf.portable()` (ONNX has no Expm1) exp(x) - 1,
+  and its Taylor polynomial x + x^2/2 + x^3/6 where |x| < 0.01 (relative
+  error below 1e-5 everywhere in float32). Both branches of the select stay
+  finite for finite x, as tf2onnx may turn a select into arithmetic on both
+  branches.
+  """
+  if not _portable.is_active():
+    return tf.math.expm1(x)
+  limit = _const(0.01, x)
+  s = tf.minimum(tf.maximum(x, -limit), limit)
+  taylor = s * (_const(1, x) + s * (_const(0.5, x) + s * _const(1 / 6, x)))
+  return tf.where(tf.abs(x) < limit, taylor, tf.math.exp(x) - _const(1, x))
+
+
 def _normalize_axis(x, axis, fn_name):
   rank = x.shape.rank
   if rank is None:
@@ -911,7 +929,10 @@ def gelu(x, approximate=False):
   """Gaussian error linear unit (Hendrycks & Gimpel 2016).
 
   The exact form is computed as ``0.5 * x * erfc(-x / sqrt(2))``, which
-  keeps its relative accuracy for large negative inputs.
+  keeps its relative accuracy for large negative inputs. Inside
+  `tfkaf.portable()` it is ``0.5 * x * (1 + erf(x / sqrt(2)))`` (ONNX has no
+  Erfc; it loses relative accuracy for x < -3, with an absolute error of
+  a few 1e-7).
 
   Args:
       x: input tensor.
@@ -920,7 +941,10 @@ def gelu(x, approximate=False):
   if approximate:
     return gelu_approx(x)
   x = _tensor(x)
-  return _const(0.5, x) * x * tf.math.erfc(-x * _const(1 / math.sqrt(2.0), x))
+  scaled = x * _const(1 / math.sqrt(2.0), x)
+  if _portable.is_active():
+    return _const(0.5, x) * x * (_const(1, x) + tf.math.erf(scaled))
+  return _const(0.5, x) * x * tf.math.erfc(-scaled)
 
 
 @_builtin("silu", "x * sigmoid(x)", KERAS3, aliases=("swish",))
@@ -964,7 +988,7 @@ def selu(x):
       x: input tensor.
   """
   x = _tensor(x)
-  negative = _const(SELU_ALPHA, x) * tf.math.expm1(tf.minimum(x, _const(0, x)))
+  negative = _const(SELU_ALPHA, x) * _expm1(tf.minimum(x, _const(0, x)))
   return _const(SELU_SCALE, x) * tf.where(x > 0, x, negative)
 
 
@@ -977,7 +1001,7 @@ def elu(x, alpha=1.0):
       alpha: scale of the negative part.
   """
   x = _tensor(x)
-  negative = _const(alpha, x) * tf.math.expm1(tf.minimum(x, _const(0, x)))
+  negative = _const(alpha, x) * _expm1(tf.minimum(x, _const(0, x)))
   return tf.where(x > 0, x, negative)
 
 
@@ -1283,7 +1307,7 @@ def celu(x, alpha=1.0):
   """
   x = _tensor(x)
   a = _const(alpha, x)
-  negative = a * tf.math.expm1(tf.minimum(x, _const(0, x)) / a)
+  negative = a * _expm1(tf.minimum(x, _const(0, x)) / a)
   return tf.where(x > 0, x, negative)
 
 

@@ -3,7 +3,8 @@
 Each op is a C++ TensorFlow custom op (CPU kernels always, CUDA kernels when
 built with CUDA) with a registered gradient; see `tfkaf.reference` for the
 composite pure-TF forms used as test oracle, XLA fallback and benchmark
-baseline.
+baseline. Inside `tfkaf.portable()` they trace to standard TF ops instead
+(inference forms for SavedModels without tfkaf, LiteRT and ONNX).
 """
 
 from tfkaf._kaf_ops import default_gamma

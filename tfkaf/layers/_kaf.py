@@ -151,6 +151,10 @@ class KAF(_common.Layer):
   True` to compile anyway. Inside any XLA-compiled function
   (`tf.function(jit_compile=True)` too) the op switches to the composite
   form, with the same numbers.
+
+  Export: inside `tfkaf.portable()` (which `tfkaf.export` enters) the layer
+  traces to standard TF ops, so that the SavedModel, LiteRT or ONNX file
+  runs without tfkaf; outside it, `model.export` keeps the fused op.
   """
 
   def __init__(self, D=20, boundary=3.0, kernel="gaussian", init="random",
@@ -263,8 +267,8 @@ class KAF2D(_common.Layer):
     **kwargs: base Layer arguments.
 
   Raises ValueError at build time when the channel count is odd.
-  Variables: `alpha` [H, D*D], float32. XLA: as `KAF` (`supports_jit` is
-  False by default).
+  Variables: `alpha` [H, D*D], float32. XLA and export: as `KAF`
+  (`supports_jit` is False by default).
   """
 
   def __init__(self, D=10, boundary=3.0, axis=-1, gamma=None,

@@ -108,7 +108,8 @@ class DeepBSpline(_common.Layer):
 
   XLA: as `KAF`, the layer sets `supports_jit = False` so that Keras' automatic
   jit_compile keeps the fused op (set it to True to allow XLA, which then
-  uses the composite form with the same numbers).
+  uses the composite form with the same numbers). Export: as `KAF`
+  (`tfkaf.portable()`).
   """
 
   def __init__(self, size=51, range=4.0, init="leaky_relu", axis=-1,  # pylint: disable=redefined-builtin
