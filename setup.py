@@ -49,6 +49,15 @@ def _tensorflow_version():
       "pip install --no-build-isolation .")
 
 
+_PLOT = ["matplotlib>=3.8"]
+_DEMO = _PLOT + ["mnist1d>=0.0.2"]
+# tfkaf.export: LiteRT and ONNX. tf2onnx < 1.17 pins protobuf 3.20, which
+# TensorFlow 2.21 (protobuf >= 6.31.1, < 8) refuses.
+_EXPORT = ["tf2onnx>=1.17,<1.18", "onnx>=1.17,<1.24",
+           "onnxruntime>=1.20,<1.33", "ai-edge-litert>=1.4,<2.4",
+           "protobuf>=6.31.1,<8"]
+
+
 class BinaryDistribution(Distribution):
   """The wheel holds a compiled plugin: platform-specific."""
 
@@ -101,15 +110,11 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "plot": ["matplotlib>=3.8"],
-        "demo": ["matplotlib>=3.8", "mnist1d>=0.0.2"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "matplotlib>=3.8",
-                 "mnist1d>=0.0.2"],
-        # tfkaf.export: LiteRT and ONNX. tf2onnx < 1.17 pins protobuf 3.20,
-        # which TensorFlow 2.21 (protobuf >= 6.31.1, < 8) refuses.
-        "export": ["tf2onnx>=1.17,<1.18", "onnx>=1.17,<1.24",
-                   "onnxruntime>=1.20,<1.33", "ai-edge-litert>=1.4,<2.4",
-                   "protobuf>=6.31.1,<8"],
+        "plot": _PLOT,
+        "demo": _DEMO,
+        "export": _EXPORT,
+        # Everything the test suite exercises.
+        "test": ["pytest>=8", "hypothesis>=6.100"] + _DEMO + _EXPORT,
     },
     entry_points={"console_scripts": ["tfkaf = _tfkaf_cli:run"]},
     cmdclass={"build_py": BuildPyWithPlugin},
