@@ -86,3 +86,17 @@ def test_plugin_of_another_release_is_refused_before_loading(monkeypatch):
   with pytest.raises(ImportError, match=r"built for TensorFlow 2\.20\.0.*"
                      r"install TensorFlow 2\.20\.\*"):
     _loader.load_ops()
+
+
+def test_isolated_build_gets_the_tensorflow_series_the_package_needs():
+  """pyproject.toml's build TensorFlow and setup.py's runtime one agree."""
+  import re  # pylint: disable=g-import-not-at-top
+  import tomllib  # pylint: disable=g-import-not-at-top
+
+  root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+  with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+    requires = tomllib.load(f)["build-system"]["requires"]
+  with open(os.path.join(root, "setup.py"), encoding="utf-8") as f:
+    runtime = re.findall(r'"(tensorflow[<>=!~][^"]*)"', f.read())
+  build = [r for r in requires if r.startswith("tensorflow")]
+  assert build and build == runtime, (build, runtime)
