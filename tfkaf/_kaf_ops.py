@@ -43,7 +43,8 @@ __all__ = ["KERNELS", "PORTABLE_CENTRES_PER_STEP", "default_gamma",
 KERNELS = ("gaussian", "relu", "softplus")
 
 # The portable KAF sums the kernel over at most this many centres per step,
-# so its largest intermediate is [..., C, min(D, PORTABLE_CENTRES_PER_STEP)].
+# so its largest intermediate holds min(D, PORTABLE_CENTRES_PER_STEP) times
+# as many numbers as x.
 PORTABLE_CENTRES_PER_STEP = 8
 
 
@@ -372,11 +373,16 @@ def _portable_axis(x, axis):
 
 
 def _per_channel(values, rank, axis):
-  """[C, k] values shaped [1, .., C, .., 1, k] (C at `axis`): they broadcast
-  against tf.expand_dims(x, -1) without moving x's channel axis."""
-  shape = [1] * rank + [values.shape[-1]]
-  shape[axis] = -1
-  return tf.reshape(values, shape)
+  """[C, k] values as [k, 1, .., C, .., 1] (C at 1 + `axis`): they broadcast
+  against tf.expand_dims(x, 0) without moving x's channel axis."""
+  shape = [values.shape[-1]] + [1] * rank
+  shape[1 + axis] = -1
+  return tf.reshape(tf.transpose(values), shape)
+
+
+def _leading(centres, rank):
+  """[k] centres as [k, 1, ..., 1], to broadcast against expand_dims(x, 0)."""
+  return tf.reshape(centres, [-1] + [1] * rank)
 
 
 def _portable_start(x, alpha, boundary, gamma, axis, two_d):
@@ -397,21 +403,24 @@ def kaf_portable(x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
 
   The same sum as the reference form, over the centres in steps of at most
   PORTABLE_CENTRES_PER_STEP: the largest intermediate is
-  [..., C, min(D, PORTABLE_CENTRES_PER_STEP)] and x's channel axis is never
-  moved (alpha is reshaped to broadcast against it instead). Every op is a
-  LiteRT builtin and converts to ONNX.
+  [min(D, PORTABLE_CENTRES_PER_STEP), ..., C, ...]. The centres run along a
+  new leading axis (x - d is then a contiguous block per centre, which
+  broadcasts fast in every runtime) and x's channel axis is never moved
+  (alpha is reshaped to broadcast against it instead). Every op is a LiteRT
+  builtin and converts to ONNX.
   """
   _check_kernel(kernel)
   x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
       x, alpha, boundary, gamma, axis, two_d=False)
   centres = _centres(boundary, side, x.dtype)
-  expanded = tf.expand_dims(x, -1)
+  expanded = tf.expand_dims(x, 0)
   y = None
   for start in range(0, side, PORTABLE_CENTRES_PER_STEP):
     stop = min(start + PORTABLE_CENTRES_PER_STEP, side)
-    k = _kernel_values(expanded - centres[start:stop], kernel, gamma)
+    k = _kernel_values(expanded - _leading(centres[start:stop], rank),
+                       kernel, gamma)
     part = tf.reduce_sum(k * _per_channel(alpha[:, start:stop], rank, axis),
-                         axis=-1)
+                         axis=0)
     y = part if y is None else y + part
   return tf.cast(y, dtype)
 
@@ -423,18 +432,18 @@ def kaf2d_portable(x, alpha, boundary=3.0, gamma=None, axis=-1):
   The Gaussian of the grid factorises, exp(-gamma ((x1 - d_a)^2 + (x2 -
   d_b)^2)) = e1[a] e2[b], so y = sum_b e2[b] sum_a alpha[h, b D + a] e1[a]
   with e1, e2 = the D one-dimensional Gaussians of x1, x2: the largest
-  intermediate is [..., H, D] (the reference form builds [..., H, D*D]).
+  intermediate is [D, ..., H, ...] (the reference form builds [..., H, D*D]).
   """
   x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
       x, alpha, boundary, gamma, axis, two_d=True)
   x1, x2 = _split_pairs(x, axis)
-  centres = _centres(boundary, side, x.dtype)
-  e1 = tf.exp(-gamma * tf.square(tf.expand_dims(x1, -1) - centres))
-  e2 = tf.exp(-gamma * tf.square(tf.expand_dims(x2, -1) - centres))
+  centres = _leading(_centres(boundary, side, x.dtype), rank)
+  e1 = tf.exp(-gamma * tf.square(tf.expand_dims(x1, 0) - centres))
+  e2 = tf.exp(-gamma * tf.square(tf.expand_dims(x2, 0) - centres))
   y = None
-  for b, e2_b in enumerate(tf.unstack(e2, axis=-1)):
+  for b, e2_b in enumerate(tf.unstack(e2, axis=0)):
     row = _per_channel(alpha[:, b * side:(b + 1) * side], rank, axis)
-    part = e2_b * tf.reduce_sum(e1 * row, axis=-1)
+    part = e2_b * tf.reduce_sum(e1 * row, axis=0)
     y = part if y is None else y + part
   return tf.cast(y, dtype)
 

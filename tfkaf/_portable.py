@@ -51,11 +51,12 @@ class portable(contextlib.ContextDecorator):  # pylint: disable=invalid-name
   float32):
 
   * KAF (`tfkaf.ops.kaf`, every kernel): the sum over the D centres in steps
-    of at most `tfkaf._kaf_ops.PORTABLE_CENTRES_PER_STEP` centres, so the
-    largest intermediate is [..., C, min(D, that)] (the reference form
-    builds [..., C, D]).
+    of at most `tfkaf._kaf_ops.PORTABLE_CENTRES_PER_STEP` (8) centres, so
+    the largest intermediate holds min(D, 8) times as many numbers as the
+    input (the reference form builds [..., C, D]: D times).
   * 2D-KAF: the Gaussian grid kernel factorises into two 1-D ones; the
-    largest intermediate is [..., H, D] (the reference builds [..., H, D*D]).
+    largest intermediate holds D/2 times as many numbers as the input (the
+    reference form builds [..., H, D*D]: D*D/2 times).
   * Linear spline (extrapolation included): segment index, two gathers from
     the [C*K] coefficient table; intermediates of the input's size.
   * `gelu` uses erf instead of erfc, `elu` / `selu` / `celu` an expm1 built
