@@ -105,7 +105,8 @@ def export(model, path, format="tf_saved_model", *, verify=True,  # pylint: disa
   exist only as Flex ops), so for "litert" a model that computes in float16
   or bfloat16 (mixed precision) is exported as its float32 twin: the same
   layers and weights with a float32 policy. For a smaller file, pass the
-  converter's own settings, e.g. `optimizations=[tf.lite.Optimize.DEFAULT]`.
+  converter's own settings, e.g. `optimizations=[tf.lite.Optimize.DEFAULT]`
+  (and tolerances that allow for the quantization).
 
   Args:
     model: a Keras model, or the path of a `.keras` file to load.
@@ -129,7 +130,7 @@ def export(model, path, format="tf_saved_model", *, verify=True,  # pylint: disa
   Raises:
     MissingExportPackageError: a package of the `export` extra is missing.
     ExportVerificationError: the artefact does not reproduce the model, or
-      a SavedModel still names a tfkaf op.
+      a SavedModel still names a tfkaf op (the artefact stays on disk).
     ValueError: unknown format.
   """
   require_packages(format)
