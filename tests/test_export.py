@@ -433,3 +433,16 @@ def test_missing_package_names_the_extra(monkeypatch):
   with pytest.raises(ValueError, match="unknown export format"):
     tfkaf.export(model, "unused", format="tflite")
 
+
+
+def test_export_from_a_keras_file(tmp_path):
+  """A `.keras` path (the CLI's input): the loaded model was never called,
+  which Keras's ONNX export otherwise refuses."""
+  _require("onnx")
+  model = _randomize(keras.Sequential([
+      keras.Input((5,)), keras.layers.Dense(6), layers.KAF(D=7),
+      layers.DeepBSpline(size=9), keras.layers.Dense(2)]))
+  model.save(tmp_path / "m.keras")
+  result = tfkaf.export(str(tmp_path / "m.keras"), tmp_path / "m.onnx",
+                        format="onnx")
+  assert result.max_rel_diff <= TOLERANCE and result.batch_size == 4

@@ -137,6 +137,9 @@ def export(model, path, format="tf_saved_model", *, verify=True,  # pylint: disa
   if isinstance(model, (str, os.PathLike)):
     model = keras.saving.load_model(model)
   path = os.fspath(path)
+  inputs = _sample_inputs(model, sample, batch_size, required=verify)
+  if inputs is not None:
+    _call(model, inputs)  # Keras's ONNX export wants a model once called
   exported = model
   if format == "litert" and _computes_in_16_bits(model):
     exported = float32_twin(model)
@@ -144,8 +147,8 @@ def export(model, path, format="tf_saved_model", *, verify=True,  # pylint: disa
     exported.export(path, format=format, verbose=verbose, **kwargs)
   if not verify:
     return ExportResult(path, format, _size(path))
-  return verify_export(model, path, format, sample=sample,
-                       batch_size=batch_size, rtol=rtol, atol=atol)
+  return verify_export(model, path, format, sample=inputs, rtol=rtol,
+                       atol=atol)
 
 
 def verify_export(model, path, format, *, sample=None, batch_size=4,  # pylint: disable=redefined-builtin
@@ -167,8 +170,7 @@ def verify_export(model, path, format, *, sample=None, batch_size=4,  # pylint: 
   require_packages(format)
   path = os.fspath(path)
   inputs = _sample_inputs(model, sample, batch_size)
-  expected = [np.asarray(y) for y in tf.nest.flatten(
-      model(inputs[0] if len(inputs) == 1 else inputs, training=False))]
+  expected = [np.asarray(y) for y in tf.nest.flatten(_call(model, inputs))]
   if format == "tf_saved_model":
     _check_no_tfkaf_ops(path)
   actual = _RUNNERS[format](path, inputs)
@@ -181,12 +183,20 @@ def verify_export(model, path, format, *, sample=None, batch_size=4,  # pylint: 
                       int(inputs[0].shape[0]))
 
 
-def _sample_inputs(model, sample, batch_size):
-  """The verification inputs, as a list of arrays (one per model input)."""
+def _call(model, inputs):
+  return model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+
+
+def _sample_inputs(model, sample, batch_size, required=True):
+  """The verification inputs, as a list of arrays (one per model input);
+  None if the model has no symbolic inputs, no sample is given and
+  `required` is False."""
   if sample is not None:
     sample = sample if isinstance(sample, (list, tuple)) else [sample]
     return [np.asarray(s) for s in sample]
   specs = getattr(model, "inputs", None)
+  if not specs and not required:
+    return None
   if not specs:
     raise ValueError(
         "the model has no symbolic inputs (a subclassed model never built "
