@@ -323,6 +323,7 @@ int RunBench(const std::string& shapes_arg, int iters) {
     std::fflush(stdout);
   }
   CUDA_OK(cudaStreamDestroy(stream));
+  CUDA_OK(cudaDeviceReset());
   std::printf("\nbench: done\n");
   return 0;
 }

@@ -63,10 +63,15 @@ bool SelectDevice(bool quiet) {
   return true;
 }
 
+// The buffer operations use the legacy default stream, which does not
+// order against the non-blocking stream the functors run on (and a pageable
+// host-to-device cudaMemcpy may return before its DMA has landed): each one
+// ends with a device synchronisation.
 DevBuf::DevBuf(int64 n, size_t elem, const char* name) : name_(name) {
   bytes_ = static_cast<size_t>(std::max<int64>(n, 0)) * elem;
   CUDA_OK(cudaMalloc(&base_, bytes_ + 2 * kGuardBytes));
   CUDA_OK(cudaMemset(base_, kGuardByte, bytes_ + 2 * kGuardBytes));
+  CUDA_OK(cudaDeviceSynchronize());
 }
 
 DevBuf::~DevBuf() {
@@ -78,9 +83,11 @@ void DevBuf::Upload(const void* host) {
   if (bytes_ > 0) {
     CUDA_OK(cudaMemcpy(ptr(), host, bytes_, cudaMemcpyHostToDevice));
   }
+  CUDA_OK(cudaDeviceSynchronize());
 }
 
 void DevBuf::Download(void* host) const {
+  CUDA_OK(cudaDeviceSynchronize());
   if (bytes_ > 0) {
     CUDA_OK(cudaMemcpy(host, ptr(), bytes_, cudaMemcpyDeviceToHost));
   }
@@ -95,13 +102,16 @@ void DevBuf::CopyFrom(const DevBuf& other) {
   if (bytes_ > 0) {
     CUDA_OK(cudaMemcpy(ptr(), other.ptr(), bytes_, cudaMemcpyDeviceToDevice));
   }
+  CUDA_OK(cudaDeviceSynchronize());
 }
 
 void DevBuf::FillBytes(unsigned char value) {
   if (bytes_ > 0) CUDA_OK(cudaMemset(ptr(), value, bytes_));
+  CUDA_OK(cudaDeviceSynchronize());
 }
 
 bool DevBuf::GuardsIntact(std::string* why) const {
+  CUDA_OK(cudaDeviceSynchronize());
   unsigned char head[kGuardBytes], tail[kGuardBytes];
   CUDA_OK(cudaMemcpy(head, base_, kGuardBytes, cudaMemcpyDeviceToHost));
   CUDA_OK(cudaMemcpy(tail, static_cast<char*>(base_) + kGuardBytes + bytes_,
@@ -410,6 +420,9 @@ int RunGpuCheck(bool small, const std::string& filter, int max_print) {
     });
   }
   CUDA_OK(cudaStreamDestroy(stream));
+  // Destroys the context: compute-sanitizer's leak check runs here.
+  g_context = "cudaDeviceReset";
+  CUDA_OK(cudaDeviceReset());
   const double secs = std::chrono::duration<double>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
@@ -555,6 +568,8 @@ int RunDeterminism(bool small, int runs) {
     });
   }
   CUDA_OK(cudaStreamDestroy(stream));
+  g_context = "cudaDeviceReset";
+  CUDA_OK(cudaDeviceReset());
   const double secs = std::chrono::duration<double>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
