@@ -218,7 +218,15 @@ std::vector<Case> MakeCases(bool small) {
     b.Add(Op::kSpline, KafKernel::kGaussian, DType::kF16, L, 12300, kSpecialX);
     b.Add(Op::kSpline, KafKernel::kGaussian, DType::kF64, L, 6200, kSpecialX);
   }
-  if (small) return b.cases;
+  auto with_alias_variants = [](std::vector<Case> cases) {
+    for (Case& c : cases) {
+      if (c.op == Op::kSpline && !c.big && c.layout.size() > 0) {
+        c.alias_variants = true;
+      }
+    }
+    return cases;
+  };
+  if (small) return with_alias_variants(b.cases);
 
   // Other parameters: small and huge gamma, a narrow boundary, spline grids.
   for (DType dt : {DType::kF32, DType::kF64, DType::kBF16}) {
@@ -283,12 +291,7 @@ std::vector<Case> MakeCases(bool small) {
         0, 0, 0, 0, true);
   b.Add(Op::kSpline, KafKernel::kGaussian, DType::kF64, wide, 1000, kPlain, "",
         0, 0, 0, 0, true);
-  for (Case& c : b.cases) {
-    if (c.op == Op::kSpline && !c.big && c.layout.size() > 0) {
-      c.alias_variants = true;
-    }
-  }
-  return b.cases;
+  return with_alias_variants(b.cases);
 }
 
 std::vector<Case> MakeDeterminismCases(bool small) {
