@@ -5,6 +5,7 @@
                 [--max-memory SIZE]
     tfkaf plot  MODEL.keras [--out DIR]
     tfkaf info
+    tfkaf export MODEL.keras OUT [--format tf_saved_model|litert|onnx]
 
 `tfkaf --help` lists the sub-commands, `tfkaf SUBCOMMAND --help` their
 flags. The console script starts in `_tfkaf_cli`, which keeps TensorFlow's
@@ -27,6 +28,8 @@ COMMANDS = {
     "bench": "time the fused ops against composite TF, XLA and tf.nn.relu",
     "plot": "plot the learned activations of a saved .keras model",
     "info": "show how the op plugin was built, and the devices (JSON)",
+    "export": "export a saved .keras model to run without tfkaf (SavedModel, "
+              "LiteRT, ONNX), checked in its runtime",
 }
 
 # Optional packages per sub-command: (module, pip name, extra).
@@ -119,6 +122,20 @@ def _add_info(commands, common):
   _subparser(commands, "info", common)
 
 
+def _add_export(commands, common):
+  from tfkaf import _export  # pylint: disable=g-import-not-at-top
+
+  parser = _subparser(commands, "export", common)
+  parser.add_argument("model", metavar="MODEL.keras",
+                      help="a model saved with model.save(...)")
+  parser.add_argument("out", metavar="OUT",
+                      help="what to write: a folder (tf_saved_model), a "
+                           ".tflite or an .onnx file")
+  parser.add_argument("--format", default="tf_saved_model",
+                      choices=_export.FORMATS,
+                      help="the artefact's format (default: %(default)s)")
+
+
 def build_parser():
   """The command's argument parser (sub-commands with their flags)."""
   # --verbose is accepted before and after the sub-command; the sub-command's
@@ -135,7 +152,7 @@ def build_parser():
       epilog=_MORE)
   commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                    parser_class=_Parser)
-  for add in (_add_demo, _add_bench, _add_plot, _add_info):
+  for add in (_add_demo, _add_bench, _add_plot, _add_info, _add_export):
     add(commands, common)
   parser.set_defaults(verbose=False)
   return parser
@@ -201,7 +218,24 @@ def _plot(args):
   return 0
 
 
-_HANDLERS = {"demo": _demo, "bench": _bench, "plot": _plot, "info": _info}
+def _export_model(args):
+  from tfkaf import _export  # pylint: disable=g-import-not-at-top
+
+  if not os.path.exists(args.model):
+    raise CommandError(f"no model file at {args.model}")
+  try:
+    result = _export.export(args.model, args.out, format=args.format)
+  except (_export.MissingExportPackageError,
+          _export.ExportVerificationError) as error:
+    raise CommandError(str(error)) from None
+  print(f"wrote {result.path} ({result.format}, {result.size_bytes} bytes); "
+        f"outputs match the Keras model within {result.max_abs_diff:.3g} "
+        f"(absolute) on a batch of {result.batch_size}")
+  return 0
+
+
+_HANDLERS = {"demo": _demo, "bench": _bench, "plot": _plot, "info": _info,
+             "export": _export_model}
 
 
 def main(argv=None):
