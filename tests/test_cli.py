@@ -37,7 +37,7 @@ def test_python_dash_m_is_the_same_command(tmp_path):
   assert "Tfkaf>LinearSpline" in json.loads(result.stdout)["ops"]
 
 
-_SUBCOMMANDS = ("demo", "bench", "plot", "info")
+_SUBCOMMANDS = ("demo", "bench", "plot", "info", "export")
 # Lines TensorFlow 2.21 writes while it is imported and its devices start.
 _STARTUP_LINES = ("absl::InitializeLog", "cudart_stub", "cpu_feature_guard",
                   "cuInit")
@@ -76,6 +76,8 @@ def test_no_arguments_lists_subcommands(tmp_path):
                "default: kaf,kaf2d,linear_spline", "half of the available")),
     ("plot", ("MODEL.keras", "--out", "default: tfkaf_out")),
     ("info", ("--verbose",)),
+    ("export", ("MODEL.keras", "OUT", "--format",
+                "default: tf_saved_model", "litert", "onnx")),
 ])
 def test_subcommand_help_lists_its_flags_with_defaults(tmp_path, command,
                                                        flags):
@@ -197,3 +199,38 @@ def test_plot_command_names_a_missing_file(tmp_path):
   result = _tfkaf("plot", str(tmp_path / "nope.keras"), cwd=tmp_path)
   assert result.returncode != 0
   assert "no model file" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def saved_model_file(tmp_path_factory):
+  import keras  # pylint: disable=g-import-not-at-top
+  import tfkaf  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([
+      keras.Input((6,)), keras.layers.Dense(4), tfkaf.layers.KAF(),
+      keras.layers.Dense(4), tfkaf.layers.DeepBSpline()])
+  model(np.zeros((1, 6), np.float32))
+  path = tmp_path_factory.mktemp("model") / "model.keras"
+  model.save(path)
+  return path
+
+
+@pytest.mark.slow
+def test_export_command_writes_a_verified_onnx_file(tmp_path,
+                                                    saved_model_file):
+  out = tmp_path / "model.onnx"
+  result = _tfkaf("export", str(saved_model_file), str(out), "--format",
+                  "onnx", cwd=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert out.stat().st_size > 1000
+  assert "outputs match the Keras model within" in result.stdout
+  _assert_quiet(result.stderr)
+
+
+def test_export_command_names_a_missing_model(tmp_path):
+  result = _tfkaf("export", str(tmp_path / "nope.keras"),
+                  str(tmp_path / "m.onnx"), "--format", "onnx", cwd=tmp_path)
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines() if line.strip()]
+  assert len(errors) == 1 and "no model file" in errors[0], result.stderr
