@@ -249,9 +249,9 @@ inline V Overflow(V a, double max) {
 // bound far above the random-walk growth of rounding errors for large n).
 double ReductionFactor(int64 n);
 
-// Is `got` (a value of type t, as a double) in the set? `ratio`, if given,
-// receives |got - m| / (allowance), the fraction of the tolerance used
-// (0 for non-finite matches).
+// Is `got` (a value of type t, as a double) in the set? `ratio`, if given
+// and got is accepted, receives the share of the allowance on got's side of
+// the reference value that got uses (0 for non-finite matches).
 bool Accept(double got, const V& want, DType t, double* ratio = nullptr);
 
 // ---------------------------------------------------------------------------
