@@ -228,18 +228,24 @@ def _compute_dtype(dtype):
   return tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
 
 
-def _channels_last(x, axis):
-  """x with `axis` moved last, and the permutation that undoes it."""
+def _static_axis(x, axis, form):
+  """The non-negative channel axis of x, checked (the rank must be known)."""
   rank = x.shape.rank
   if rank is None:
-    raise ValueError("the composite KAF needs x of known rank")
+    raise ValueError(f"the {form} KAF needs x of known rank")
   if rank < 1:
     raise ValueError(
         "x must have rank >= 1 (a channel axis is needed), got rank 0")
   if not -rank <= axis < rank:
     raise ValueError(f"axis {axis} is out of range for x of rank {rank} "
                      f"(expected {-rank} <= axis < {rank})")
-  axis %= rank
+  return axis % rank
+
+
+def _channels_last(x, axis):
+  """x with `axis` moved last, and the permutation that undoes it."""
+  rank = x.shape.rank
+  axis = _static_axis(x, axis, "composite")
   if axis == rank - 1:
     return x, None
   perm = [d for d in range(rank) if d != axis] + [axis]
@@ -358,20 +364,6 @@ def _split_pairs(xt, axis=-1):
 # Portable forms (inference, inside `tfkaf.portable()`).
 
 
-def _portable_axis(x, axis):
-  """The non-negative channel axis of x, checked (the rank must be known)."""
-  rank = x.shape.rank
-  if rank is None:
-    raise ValueError("the portable KAF needs x of known rank")
-  if rank < 1:
-    raise ValueError(
-        "x must have rank >= 1 (a channel axis is needed), got rank 0")
-  if not -rank <= axis < rank:
-    raise ValueError(f"axis {axis} is out of range for x of rank {rank} "
-                     f"(expected {-rank} <= axis < {rank})")
-  return axis % rank
-
-
 def _per_channel(values, rank, axis):
   """[C, k] values as [k, 1, .., C, .., 1] (C at 1 + `axis`): they broadcast
   against tf.expand_dims(x, 0) without moving x's channel axis."""
@@ -390,7 +382,7 @@ def _portable_start(x, alpha, boundary, gamma, axis, two_d):
   gamma, D, rank, axis)."""
   x, alpha, boundary, gamma, side = _composite_prologue(
       x, alpha, boundary, gamma, two_d=two_d)
-  axis = _portable_axis(x, int(axis))
+  axis = _static_axis(x, int(axis), "portable")
   compute = _compute_dtype(x.dtype)
   return (tf.cast(x, compute), tf.cast(alpha, compute), x.dtype, boundary,
           gamma, side, x.shape.rank, axis)
