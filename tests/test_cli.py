@@ -161,18 +161,22 @@ def test_demo_quick_trains_plots_exports_and_serves(tmp_path):
   result = _tfkaf("demo", "--quick", f"--out={out}", cwd=tmp_path)
   assert result.returncode == 0, (result.stdout[-3000:] +
                                   result.stderr[-3000:])
-  rows = json.loads((out / "results.json").read_text())
+  results = json.loads((out / "results.json").read_text())
+  rows = results["rows"]
   assert {r["variant"] for r in rows} == {"relu", "kaf", "kaf2d", "spline"}
   for row in rows:
+    assert len(row["runs"]) == 1  # --quick: one seed
     # 10 classes: anything trained is far above chance.
-    assert 0.3 < row["test_accuracy"] <= 1.0, row
-    assert row["parameters"] > 0 and row["seconds_per_epoch"] > 0
+    assert 0.3 < row["runs"][0]["test_accuracy"] <= 1.0, row["name"]
+    assert row["parameters"] > 0
+    assert row["seconds_per_epoch"]["mean"] > 0
+  assert "Welch" in results["verdict_rule"]
   assert (out / "accuracy.png").stat().st_size > 10_000
   plots = sorted(p.name for p in out.glob("mlp_*.png"))
   assert any(name.startswith("mlp_kaf2d") for name in plots), plots
   assert any(name.startswith("mlp_spline") for name in plots), plots
   assert "reloaded in a fresh process" in result.stdout
-  assert "test acc" in result.stdout
+  assert "test acc" in result.stdout and "vs ReLU" in result.stdout
 
 
 @pytest.mark.slow

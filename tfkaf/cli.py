@@ -79,7 +79,8 @@ def _subparser(commands, name, common):
 def _add_demo(commands, common):
   parser = _subparser(commands, "demo", common)
   parser.add_argument("--quick", action="store_true",
-                      help="small, fast run (one architecture, 8 epochs)")
+                      help="small, fast run (MLP only, equal-parameter rows, "
+                           "few steps, 1 seed)")
   parser.add_argument("--out", default="tfkaf_out", metavar="DIR",
                       help="directory for the table, plots and model "
                            "(default: %(default)s)")
@@ -87,6 +88,18 @@ def _add_demo(commands, common):
                       choices=("none", "mirrored"),
                       help="tf.distribute strategy to train under "
                            "(default: %(default)s)")
+  parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                      help="seeds (training runs) per model; the table shows "
+                           "mean and std over them and tests each variant "
+                           "against ReLU (default: 3, or 1 with --quick)")
+  parser.add_argument("--write-docs", default=None, metavar="PATH",
+                      help="also write the table, verdicts, recipe and plots "
+                           "as Markdown to PATH (e.g. docs/results.md), "
+                           "images beside it (default: not written)")
+  parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="training runs at a time, each in its own "
+                           "single-threaded process; 0 trains in this process"
+                           " (default: the CPU cores, at most 4)")
 
 
 def _add_bench(commands, common):
@@ -205,7 +218,13 @@ def _bench(args):
 def _demo(args):
   from tfkaf import demo  # pylint: disable=g-import-not-at-top
 
-  return demo.run(out_dir=args.out, quick=args.quick, strategy=args.strategy)
+  for flag, value, least in (("--seeds", args.seeds, 1),
+                             ("--jobs", args.jobs, 0)):
+    if value is not None and value < least:
+      raise CommandError(f"{flag} must be at least {least}, got {value}")
+  return demo.run(out_dir=args.out, quick=args.quick, strategy=args.strategy,
+                  seeds=args.seeds, write_docs_to=args.write_docs,
+                  jobs=args.jobs)
 
 
 def _plot(args):
