@@ -1,6 +1,7 @@
 """The `tfkaf` command (also `python -m tfkaf`).
 
-    tfkaf demo  [--quick] [--out DIR] [--strategy none|mirrored]
+    tfkaf demo  [--quick] [--out DIR] [--strategy none|mirrored] [--seeds N]
+                [--jobs N] [--write-docs PATH]
     tfkaf bench [--quick] [--json PATH] [--device cpu|gpu] [--ops kaf,...]
                 [--max-memory SIZE]
     tfkaf plot  MODEL.keras [--out DIR]
