@@ -176,6 +176,9 @@ def test_demo_quick_trains_plots_exports_and_serves(tmp_path):
   assert any(name.startswith("mlp_kaf2d") for name in plots), plots
   assert any(name.startswith("mlp_spline") for name in plots), plots
   assert "reloaded in a fresh process" in result.stdout
+  for fmt in ("litert", "onnx"):  # portable copies, checked in their runtimes
+    assert f"portable {fmt} export" in result.stdout
+    assert "predictions agree on 100.0%" in result.stdout
   assert "test acc" in result.stdout and "vs ReLU" in result.stdout
 
 

@@ -258,3 +258,24 @@ def test_write_docs_keeps_the_notes(tmp_path):
   text = (tmp_path / "results.md").read_text()
   assert text.count("## Notes") == 1 and text.endswith("By hand.\n")
   assert "png)\n\n## Notes" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant,architecture", [("kaf2d", "cnn"),
+                                                  ("spline", "cnn"),
+                                                  ("kaf", "mlp")])
+def test_portable_exports_of_demo_models_agree(variant, architecture,
+                                               tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(0)
+  model = demo.build_model(variant, architecture)
+  x = np.random.default_rng(0).normal(0, 2, (200, 40)).astype(np.float32)
+  predictions = np.argmax(model.predict(x, verbose=0), -1)
+  lines = []
+  agreements = demo.export_portable(model, str(tmp_path / "m"), x,
+                                    predictions, log=lines.append)
+  assert agreements == {"litert": 1.0, "onnx": 1.0}, lines
+  assert (tmp_path / "m.tflite").stat().st_size > 1000
+  assert (tmp_path / "m.onnx").stat().st_size > 1000
+  assert all("runs without tfkaf" in line for line in lines), lines

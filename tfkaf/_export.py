@@ -23,7 +23,8 @@ import tensorflow as tf
 from tfkaf import _portable
 
 __all__ = ["ExportResult", "ExportVerificationError", "FORMATS",
-           "MissingExportPackageError", "export", "verify_export"]
+           "MissingExportPackageError", "export", "run_artefact",
+           "verify_export"]
 
 FORMATS = ("tf_saved_model", "litert", "onnx")
 
@@ -344,3 +345,13 @@ def _run_onnx(path, inputs):
 
 _RUNNERS = {"tf_saved_model": _run_saved_model, "litert": _run_litert,
             "onnx": _run_onnx}
+
+
+def run_artefact(path, format, inputs):  # pylint: disable=redefined-builtin
+  """Runs an exported artefact in its own runtime; returns its outputs.
+
+  `inputs`: one array per model input. Outputs: a list of arrays, in the
+  order `verify_export` compares them.
+  """
+  require_packages(format)
+  return _RUNNERS[format](os.fspath(path), [np.asarray(x) for x in inputs])

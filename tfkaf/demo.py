@@ -59,6 +59,7 @@ __all__ = [
     "VERDICT_RULE",
     "build_model",
     "configs",
+    "export_portable",
     "format_mean_std",
     "load_mnist1d",
     "match_width",
@@ -1015,6 +1016,36 @@ def _export_best(entries, models, data, out_dir, log):
       "test set")
   if agreement < 0.999:
     raise RuntimeError("the reloaded SavedModel disagrees with the model")
+  export_portable(model, os.path.join(out_dir, config.name), x_test,
+                  in_process, log)
+
+
+def export_portable(model, stem, x, predictions, log=print):
+  """LiteRT and ONNX copies of `model` that run without tfkaf.
+
+  Each is exported inside `tfkaf.portable()`, checked against the model on
+  `x` in its own runtime (`tfkaf.export`: logits within 1e-4), and its
+  class predictions compared with `predictions`. Without the export
+  packages, says how to get them and goes on. Returns {format: agreement}.
+  """
+  from tfkaf import _export  # pylint: disable=g-import-not-at-top
+
+  agreements = {}
+  for fmt, suffix in (("litert", ".tflite"), ("onnx", ".onnx")):
+    try:
+      result = _export.export(model, stem + suffix, format=fmt, sample=x)
+    except _export.MissingExportPackageError as error:
+      log(f"portable {fmt} export skipped: {error}")
+      continue
+    logits = _export.run_artefact(result.path, fmt, [x])[0]
+    agreements[fmt] = float(np.mean(np.argmax(logits, -1) == predictions))
+    log(f"portable {fmt} export {result.path} ({result.size_bytes} bytes) "
+        f"runs without tfkaf: logits within {result.max_abs_diff:.2g} of "
+        f"the trained model, predictions agree on {agreements[fmt]:.1%} of "
+        "the test set")
+    if agreements[fmt] < 0.999:
+      raise RuntimeError(f"the {fmt} export disagrees with the model")
+  return agreements
 
 
 def _write(out_dir, name, text):
