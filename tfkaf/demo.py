@@ -1024,8 +1024,10 @@ def export_portable(model, stem, x, predictions, log=print):
   """LiteRT and ONNX copies of `model` that run without tfkaf.
 
   Each is exported inside `tfkaf.portable()`, checked against the model on
-  `x` in its own runtime (`tfkaf.export`: logits within 1e-4), and its
-  class predictions compared with `predictions`. Without the export
+  `x` in its own runtime (`tfkaf.export`, logits within 1e-3 relative and
+  absolute: a trained model's logits reach tens, and the runtimes sum in
+  other orders; seen here: ~7e-5), and its class predictions compared with
+  `predictions`. Without the export
   packages, says how to get them and goes on. Returns {format: agreement}.
   """
   from tfkaf import _export  # pylint: disable=g-import-not-at-top
@@ -1033,7 +1035,8 @@ def export_portable(model, stem, x, predictions, log=print):
   agreements = {}
   for fmt, suffix in (("litert", ".tflite"), ("onnx", ".onnx")):
     try:
-      result = _export.export(model, stem + suffix, format=fmt, sample=x)
+      result = _export.export(model, stem + suffix, format=fmt, sample=x,
+                              rtol=1e-3, atol=1e-3)
     except _export.MissingExportPackageError as error:
       log(f"portable {fmt} export skipped: {error}")
       continue
