@@ -24,60 +24,9 @@ import tfkaf
 from tfkaf import activations
 from tfkaf import layers
 
+from reference import np_kaf, np_kaf2d, np_leaky_relu, np_spline
+
 PACKAGE_PARENT = str(pathlib.Path(tfkaf.__file__).resolve().parents[1])
-
-# --------------------------------------------------------------------------
-# NumPy references (float64)
-# --------------------------------------------------------------------------
-
-
-def np_kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
-  x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  alpha = np.asarray(alpha, np.float64)
-  d_count = alpha.shape[1]
-  d = np.linspace(-boundary, boundary, d_count)
-  step = d[1] - d[0]
-  diff = x[..., None] - d
-  if kernel == "gaussian":
-    g = 1.0 / (8.0 * step**2) if gamma is None else gamma
-    k = np.exp(-g * diff**2)
-  elif kernel == "relu":
-    k = np.maximum(diff, 0.0)
-  else:
-    k = np.logaddexp(0.0, diff)
-  return np.moveaxis(np.sum(k * alpha, axis=-1), -1, axis)
-
-
-def np_kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1):
-  x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  h = x.shape[-1] // 2
-  x1, x2 = x[..., :h], x[..., h:]
-  d_count = int(round(np.sqrt(alpha.shape[1])))
-  d = np.linspace(-boundary, boundary, d_count)
-  step = d[1] - d[0]
-  g = 1.0 / (4.0 * step**2) if gamma is None else gamma
-  k = np.arange(d_count * d_count)
-  cx, cy = d[k % d_count], d[k // d_count]
-  e = np.exp(-g * ((x1[..., None] - cx)**2 + (x2[..., None] - cy)**2))
-  return np.moveaxis(np.sum(e * alpha, axis=-1), -1, axis)
-
-
-def np_spline(x, c, x_min, x_max, axis=-1):
-  x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  c = np.asarray(c, np.float64)
-  knots = c.shape[1]
-  t_step = (x_max - x_min) / (knots - 1)
-  t = (x - x_min) / t_step
-  i = np.clip(np.floor(t), 0, knots - 2).astype(int)
-  u = t - i
-  ch = np.arange(c.shape[0])
-  y = c[ch, i] * (1 - u) + c[ch, i + 1] * u
-  return np.moveaxis(y, -1, axis)
-
-
-def np_leaky_relu(x, slope=0.01):
-  return np.where(x >= 0, x, slope * x)
-
 
 def _subprocess_env():
   env = dict(os.environ)

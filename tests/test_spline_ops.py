@@ -20,47 +20,11 @@ from tfkaf import _loader
 from tfkaf import _spline_ops
 from tfkaf import ops
 
+from reference import np_spline, np_spline_grad
+
 RAW = _loader.load_ops()
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(
     tfkaf.__file__)))
-
-# --------------------------------------------------------------------------
-# NumPy reference (float64)
-# --------------------------------------------------------------------------
-
-
-def np_segments(x, knots, x_min, x_max):
-  spacing = (x_max - x_min) / (knots - 1)
-  t = (x - x_min) / spacing
-  with np.errstate(invalid="ignore"):
-    i = np.clip(np.floor(np.where(np.isfinite(t), t, 0.0)), 0, knots - 2)
-  i = np.where(np.isposinf(t), knots - 2, i).astype(np.int64)
-  return i, t - i, spacing
-
-
-def np_spline(x, c, x_min, x_max, axis=-1):
-  """f(x) per channel along `axis`; linear extrapolation outside the grid."""
-  x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  c = np.asarray(c, np.float64)
-  i, u, _ = np_segments(x, c.shape[1], x_min, x_max)
-  ch = np.broadcast_to(np.arange(c.shape[0]), x.shape)
-  y = (1.0 - u) * c[ch, i] + u * c[ch, i + 1]
-  return np.moveaxis(y, -1, axis)
-
-
-def np_spline_grad(dy, x, c, x_min, x_max, axis=-1):
-  """(dx, dc): dx = dy (c[i+1] - c[i]) / T; dc[i] += (1-u) dy, [i+1] += u dy."""
-  x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-  dy = np.moveaxis(np.asarray(dy, np.float64), axis, -1)
-  c = np.asarray(c, np.float64)
-  i, u, spacing = np_segments(x, c.shape[1], x_min, x_max)
-  ch = np.broadcast_to(np.arange(c.shape[0]), x.shape)
-  dx = dy * (c[ch, i + 1] - c[ch, i]) / spacing
-  dc = np.zeros_like(c)
-  np.add.at(dc, (ch.ravel(), i.ravel()), ((1.0 - u) * dy).ravel())
-  np.add.at(dc, (ch.ravel(), i.ravel() + 1), (u * dy).ravel())
-  return np.moveaxis(dx, -1, axis), dc
-
 
 def tol(dtype):
   return {"float64": dict(rtol=1e-12, atol=1e-12),
