@@ -8,6 +8,7 @@ round trips.
 
 import functools
 import importlib.util
+import inspect
 import json
 import math
 import pathlib
@@ -839,6 +840,68 @@ def test_registration_conflicts_and_auto_names():
     assert activations.get("plus_three") is replacement
   finally:
     activations._unregister("plus_three")  # pylint: disable=protected-access
+
+
+def test_user_registrations_are_never_builtin():
+  """Only the library's own definitions are builtin, whatever registers
+  after them: functions, classes, overrides, even with a library origin."""
+  @activations.register("test_user_fn", origin=activations.KERAS3)
+  def user_fn(x):
+    return x
+
+  class UserClass(activations.Activation, name="test_user_class"):
+    def __call__(self, x):
+      return x
+
+  try:
+    assert activations.get("test_user_fn") is user_fn
+    assert isinstance(activations.get("test_user_class"), UserClass)
+    assert not activations.info("test_user_fn").builtin
+    assert not activations.info("test_user_class").builtin
+    library = ("tfkaf.activations._keras3", "tfkaf.activations._kaun",
+               "tfkaf.activations._theanets")
+    for name in activations.names():
+      entry = activations.info(name)
+      assert entry.builtin == (entry.obj.__module__ in library), name
+  finally:
+    activations._unregister("test_user_fn")  # pylint: disable=protected-access
+    activations._unregister("test_user_class")  # pylint: disable=protected-access
+  assert "builtin" not in inspect.signature(activations.register).parameters
+
+
+LIPSCHITZ_FREE = {"exponential", "hard_shrink", "threshold", "sparsemax",
+                  "glu", "log_softmax", "trec", "tlin", "norm:mean",
+                  "norm:max", "norm:std", "norm:z"}
+
+
+def test_lipschitz_constants_are_in_the_registry():
+  for name in REFERENCES:
+    known = activations.info(name).lipschitz is not None
+    assert known == (name not in LIPSCHITZ_FREE), name
+
+
+@pytest.mark.parametrize(
+    "name", sorted(set(REFERENCES) - LIPSCHITZ_FREE - {"softmax"}))
+def test_lipschitz_constant_bounds_the_reference_slopes(name):
+  x = np.linspace(-60, 60, 600001)
+  y = REFERENCES[name](x)
+  slopes = np.abs(np.diff(y) / np.diff(x))
+  bound = activations.info(name).lipschitz_constant()
+  assert slopes.max() <= bound * (1 + 1e-6)
+  assert slopes.max() >= 0.99 * bound  # and it is the constant, not loose
+
+
+def test_lipschitz_constants_follow_the_parameters():
+  def constant(name, **params):
+    return activations.get({"name": name, **params}).lipschitz_constant()
+  assert constant("leaky_relu", negative_slope=-3.0) == 3.0
+  assert constant("elu", alpha=2.5) == 2.5
+  assert constant("hard_sigmoid", alpha=0.4) == 0.4
+  assert constant("relu", max_value=2.0) == 1.0
+  assert constant("relu", threshold=0.5) is None  # discontinuous
+  assert constant("softmax", axis=0) == 1.0
+  assert activations.get("tanh+sigmoid").lipschitz_constant() == 0.25
+  assert activations.get("tanh+norm:z").lipschitz_constant() is None
 
 
 def test_activation_base_class_contract():

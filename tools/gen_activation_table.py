@@ -14,9 +14,10 @@ Usage (from the repository root):
 
 import argparse
 import fractions
-import importlib.util
+import importlib
 import pathlib
 import sys
+import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "docs" / "activations.md"
@@ -62,12 +63,13 @@ def load_activations():
     return activations
   except ImportError:
     # The compiled plugin may not be built yet; the activation library
-    # does not need it.
-    path = ROOT / "tfkaf" / "activations.py"
-    spec = importlib.util.spec_from_file_location("_tfkaf_activations", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # does not need it: import the package without running tfkaf/__init__.
+    for name in [n for n in sys.modules if n.split(".")[0] == "tfkaf"]:
+      del sys.modules[name]
+    package = types.ModuleType("tfkaf")
+    package.__path__ = [str(ROOT / "tfkaf")]
+    sys.modules["tfkaf"] = package
+    return importlib.import_module("tfkaf.activations")
 
 
 def _format_value(value):
