@@ -1,4 +1,4 @@
-"""Tests of tfkaf.training: optimizer groups, activation_variables, Lipschitz.
+"""Tests of tfkaf.optimizers and tfkaf.lipschitz (also as tfkaf.training).
 
 The DeepSplines recipe (activation parameters with Adam, weights with SGD)
 through `MultiOptimizer` and `model.fit`, checked against updates computed
@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfkaf import activations
 from tfkaf import layers
+from tfkaf import lipschitz
+from tfkaf import optimizers
 from tfkaf import training
 
 
@@ -316,3 +319,29 @@ def test_lipschitz_bound_refuses_what_it_cannot_bound():
     training.lipschitz_bound(keras.Model(inputs, merged))
   with pytest.raises(ValueError, match="not built"):
     training.lipschitz_bound(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_lipschitz_bound_asks_custom_activations_their_constant():
+  @activations.register("test_scaled_sin", lipschitz=lambda scale=3.0: abs(scale))
+  def scaled_sin(x, scale=3.0):
+    return scale * tf.sin(x)
+
+  try:
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(3, activation=scaled_sin),
+        layers.Activation({"name": "test_scaled_sin", "scale": -0.5}),
+    ])
+    _set_random_weights(model, 5)
+    kernel = model.layers[0].kernel.numpy()
+    np.testing.assert_allclose(training.lipschitz_bound(model),
+                               np.linalg.norm(kernel, 2) * 3.0 * 0.5,
+                               rtol=1e-6)
+  finally:
+    activations._unregister("test_scaled_sin")  # pylint: disable=protected-access
+
+
+def test_training_re_exports_optimizers_and_lipschitz():
+  for name in training.__all__:
+    module = lipschitz if name.startswith("lipschitz") else optimizers
+    assert getattr(training, name) is getattr(module, name), name

@@ -18,12 +18,14 @@ load_ops()
 from tfkaf import activations  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfkaf import ops  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfkaf import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfkaf import lipschitz  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfkaf import optimizers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfkaf import training  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfkaf._export import export  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfkaf._portable import portable  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfkaf.training import activation_variables  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfkaf.training import lipschitz_bound  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfkaf.lipschitz import lipschitz_bound  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfkaf.optimizers import activation_variables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 __all__ = ["__version__", "activation_variables", "activations",
-           "build_info", "export", "layers", "lipschitz_bound", "load_ops",
-           "ops", "portable", "training"]
+           "build_info", "export", "layers", "lipschitz", "lipschitz_bound",
+           "load_ops", "ops", "optimizers", "portable", "training"]

@@ -1,4 +1,5 @@
-"""Helpers shared by the tfkaf layers: channel axis, broadcasting, tagging."""
+"""Helpers shared by the tfkaf layers: channel axis, broadcasting, tagging,
+argument checks and the init functions of KAF and DeepBSpline."""
 
 import numbers
 
@@ -12,6 +13,7 @@ from tfkaf import activations as activations_lib
 __all__ = [
     "KERAS_PACKAGE",
     "Layer",
+    "TensorFlowOnly",
     "RowInitializer",
     "broadcast_shape",
     "channel_count",
@@ -23,19 +25,23 @@ __all__ = [
     "resolve_init",
 ]
 
-KERAS_PACKAGE = "tfkaf"
+KERAS_PACKAGE = activations_lib.KERAS_PACKAGE
 
 # Attribute set on the variables of tfkaf's trainable activation layers; the
 # optimizer groups of `tfkaf.training` route them by it.
 _TAG = "_tfkaf_activation_parameter"
 
 
-class Layer(keras.layers.Layer):
-  """Base of tfkaf's layers: refuses a Keras that is not on TensorFlow."""
+class TensorFlowOnly:
+  """Mixin of tfkaf's layers: refuses a Keras that is not on TensorFlow."""
 
   def __init__(self, **kwargs):
     _backend.require_tensorflow_backend(f"tfkaf.layers.{type(self).__name__}")
     super().__init__(**kwargs)
+
+
+class Layer(TensorFlowOnly, keras.layers.Layer):
+  """Base of tfkaf's layers (a `keras.layers.Layer` on TensorFlow only)."""
 
 
 def mark_activation_variable(variable):
@@ -81,6 +87,7 @@ def check_float(name, value, positive=False, non_negative=False,
 
 
 def check_axis(axis):
+  """`axis` as an int; raises TypeError for a non-integer."""
   if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
     raise TypeError(f"`axis` must be an integer, got {axis!r}.")
   return int(axis)

@@ -1,16 +1,19 @@
 """Kernel Activation Function layers: `KAF` and `KAF2D`."""
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfkaf import _kaf_ops
 from tfkaf import ops
+from tfkaf._kaf_ops import KERNELS
+from tfkaf.layers import _base
 from tfkaf.layers import _common
 
 __all__ = ["KAF", "KAF2D", "kernel_ridge_alpha"]
 
-KERNELS = ("gaussian", "relu", "softplus")
 RANDOM_STDDEV = 0.3
 RANDOM_STDDEV_2D = 0.3
 DEFAULT_RIDGE_EPSILON = 1e-4
@@ -66,40 +69,48 @@ def kernel_ridge_alpha(fn, D=20, boundary=3.0, kernel="gaussian", gamma=None,
   return np.linalg.solve(k + epsilon * np.eye(D), target)
 
 
-def _initializer_config(initializer):
-  return (None if initializer is None
-          else keras.initializers.serialize(initializer))
+def _channel_bounds(alpha, kernel, gamma):
+  """Per-channel Lipschitz bounds sum_i |alpha[c, i]| * sup|k'|."""
+  total = np.sum(np.abs(alpha), axis=-1)
+  if kernel == "gaussian":
+    # sup_x |d/dx exp(-gamma (x-d)^2)| = sqrt(2 gamma / e)
+    return total * math.sqrt(2.0 * gamma / math.e)
+  return total  # relu and softplus kernels: |k'| <= 1
 
 
-def _alpha_config(layer):
-  """The config entries of alpha's initializer, regularizer and constraint."""
-  return {
-      "alpha_initializer": _initializer_config(layer.alpha_initializer),
-      "alpha_regularizer": keras.regularizers.serialize(
-          layer.alpha_regularizer),
-      "alpha_constraint": keras.constraints.serialize(layer.alpha_constraint),
-  }
+class _KernelActivation(_base.PerChannelActivation):
+  """What KAF and KAF2D share: the dictionary (D, boundary, gamma), the
+  weight `alpha` and the opt-out of automatic XLA (see `KAF`)."""
 
+  def __init__(self, D, boundary, gamma, axis, alpha_initializer,
+               alpha_regularizer, alpha_constraint, **kwargs):
+    super().__init__(axis=axis, **kwargs)
+    self.D = _common.check_int("D", D, 2)
+    self.boundary = _common.check_float("boundary", boundary, positive=True)
+    _kaf_ops.check_scale("`boundary`", self.boundary)
+    self.gamma = _common.check_float("gamma", gamma, positive=True,
+                                     allow_none=True)
+    if self.gamma is not None:
+      _kaf_ops.check_scale("`gamma`", self.gamma)
+    self._weight_options("alpha", alpha_initializer, alpha_regularizer,
+                         alpha_constraint)
+    self.supports_jit = False
 
-def _build_alpha(layer, input_shape, channels, shape, initializer):
-  """Adds the float32 (variable dtype) activation variable `alpha` and pins
-  the input's rank and channel count."""
-  layer.alpha = layer.add_weight(
-      name="alpha",
-      shape=shape,
-      initializer=initializer,
-      regularizer=layer.alpha_regularizer,
-      constraint=layer.alpha_constraint,
-      dtype=layer.variable_dtype,
-      autocast=False,
-  )
-  _common.mark_activation_variable(layer.alpha)
-  layer.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
-                                            axes={layer._axis: channels})  # pylint: disable=protected-access
+  def _lipschitz(self, kernel, default_gamma):
+    gamma = self.gamma
+    if gamma is None and kernel == "gaussian":
+      gamma = float(default_gamma(self.boundary, self.D))
+    return float(np.max(_channel_bounds(self.alpha.numpy(), kernel, gamma)))
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"D": self.D, "boundary": self.boundary,
+                   "gamma": self.gamma})
+    return config
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class KAF(_common.Layer):
+class KAF(_KernelActivation):
   """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
 
   One learnable activation per channel along `axis`, shared over every other
@@ -161,27 +172,16 @@ class KAF(_common.Layer):
                axis=-1, gamma=None, init_epsilon=DEFAULT_RIDGE_EPSILON,
                alpha_initializer=None, alpha_regularizer=None,
                alpha_constraint=None, **kwargs):
-    super().__init__(**kwargs)
-    self.D = _common.check_int("D", D, 2)
-    self.boundary = _common.check_float("boundary", boundary, positive=True)
-    _kaf_ops.check_scale("`boundary`", self.boundary)
+    super().__init__(D, boundary, gamma, axis, alpha_initializer,
+                     alpha_regularizer, alpha_constraint, **kwargs)
     if kernel not in KERNELS:
       raise ValueError(
           f"KAF: `kernel` must be one of {KERNELS}, got {kernel!r}.")
     self.kernel = kernel
-    self.axis = _common.check_axis(axis)
-    self.gamma = _common.check_float("gamma", gamma, positive=True,
-                                     allow_none=True)
-    if self.gamma is not None:
-      _kaf_ops.check_scale("`gamma`", self.gamma)
     self.init_epsilon = _common.check_float("init_epsilon", init_epsilon,
                                             positive=True)
-    self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
-    self.alpha_constraint = keras.constraints.get(alpha_constraint)
-
     if alpha_initializer is not None:
       # An explicit initializer replaces `init`.
-      self.alpha_initializer = keras.initializers.get(alpha_initializer)
       if init not in ("random", "custom"):
         _common.resolve_init("KAF", init, special=("random", "custom"))
       self.init = "random" if init == "random" else "custom"
@@ -206,8 +206,6 @@ class KAF(_common.Layer):
         else:
           self.alpha_initializer = None
         self._init_values = values
-    self.supports_masking = True
-    self.supports_jit = False
 
   def _initializer(self):
     if self.alpha_initializer is not None:
@@ -216,37 +214,29 @@ class KAF(_common.Layer):
       return keras.initializers.RandomNormal(mean=0.0, stddev=RANDOM_STDDEV)
     return _common.RowInitializer(self._init_values)
 
-  def build(self, input_shape):
-    self._axis, channels = _common.channel_count("KAF", self.axis,
-                                                 input_shape)
-    _build_alpha(self, input_shape, channels, (channels, self.D),
-                 self._initializer())
+  def build_weights(self, channels):
+    self.alpha = self._add_param("alpha", (channels, self.D),
+                                 self._initializer())
 
   def call(self, inputs):
     alpha = tf.cast(self.alpha, inputs.dtype)
     return ops.kaf(inputs, alpha, boundary=self.boundary, kernel=self.kernel,
                    gamma=self.gamma, axis=self._axis)
 
-  def compute_output_shape(self, input_shape):
-    return tuple(input_shape)
+  def lipschitz_constant(self):
+    """max over channels of sum_i |alpha[c, i]| * sup|k'| (a loose bound):
+    sup|k'| is sqrt(2 gamma / e) for the gaussian kernel, 1 otherwise."""
+    return self._lipschitz(self.kernel, ops.default_gamma)
 
   def get_config(self):
     config = super().get_config()
-    config.update({
-        "D": self.D,
-        "boundary": self.boundary,
-        "kernel": self.kernel,
-        "init": self.init,
-        "axis": self.axis,
-        "gamma": self.gamma,
-        "init_epsilon": self.init_epsilon,
-        **_alpha_config(self),
-    })
+    config.update({"kernel": self.kernel, "init": self.init,
+                   "init_epsilon": self.init_epsilon})
     return config
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class KAF2D(_common.Layer):
+class KAF2D(_KernelActivation):
   """2D Kernel Activation Function: combines pairs of channels nonlinearly.
 
   The input has 2H channels along `axis`; channel j is paired with channel
@@ -274,24 +264,11 @@ class KAF2D(_common.Layer):
   def __init__(self, D=10, boundary=3.0, axis=-1, gamma=None,
                alpha_initializer=None, alpha_regularizer=None,
                alpha_constraint=None, **kwargs):
-    super().__init__(**kwargs)
-    self.D = _common.check_int("D", D, 2)
-    self.boundary = _common.check_float("boundary", boundary, positive=True)
-    _kaf_ops.check_scale("`boundary`", self.boundary)
-    self.axis = _common.check_axis(axis)
-    self.gamma = _common.check_float("gamma", gamma, positive=True,
-                                     allow_none=True)
-    if self.gamma is not None:
-      _kaf_ops.check_scale("`gamma`", self.gamma)
-    self.alpha_initializer = (None if alpha_initializer is None else
-                              keras.initializers.get(alpha_initializer))
-    self.alpha_regularizer = keras.regularizers.get(alpha_regularizer)
-    self.alpha_constraint = keras.constraints.get(alpha_constraint)
-    self.supports_masking = True
-    self.supports_jit = False
+    super().__init__(D, boundary, gamma, axis, alpha_initializer,
+                     alpha_regularizer, alpha_constraint, **kwargs)
 
   def _channels(self, input_shape):
-    axis, channels = _common.channel_count("KAF2D", self.axis, input_shape)
+    axis, channels = super()._channels(input_shape)
     if channels % 2:
       raise ValueError(
           f"KAF2D pairs channel j with channel j + C/2, so the channel count "
@@ -299,14 +276,13 @@ class KAF2D(_common.Layer):
           f"shape {tuple(input_shape)}).")
     return axis, channels
 
-  def build(self, input_shape):
-    self._axis, channels = self._channels(input_shape)
+  def build_weights(self, channels):
     initializer = self.alpha_initializer
     if initializer is None:
       initializer = keras.initializers.RandomNormal(mean=0.0,
                                                     stddev=RANDOM_STDDEV_2D)
-    _build_alpha(self, input_shape, channels,
-                 (channels // 2, self.D * self.D), initializer)
+    self.alpha = self._add_param("alpha", (channels // 2, self.D * self.D),
+                                 initializer)
 
   def call(self, inputs):
     alpha = tf.cast(self.alpha, inputs.dtype)
@@ -319,13 +295,7 @@ class KAF2D(_common.Layer):
     shape[axis] = channels // 2
     return tuple(shape)
 
-  def get_config(self):
-    config = super().get_config()
-    config.update({
-        "D": self.D,
-        "boundary": self.boundary,
-        "axis": self.axis,
-        "gamma": self.gamma,
-        **_alpha_config(self),
-    })
-    return config
+  def lipschitz_constant(self):
+    """max over channels of sum_k |alpha[h, k]| * sqrt(2 gamma / e), a loose
+    bound (per input pair, w.r.t. each input)."""
+    return self._lipschitz("gaussian", ops.default_gamma_2d)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tfkaf import ops
 from tfkaf import splines
+from tfkaf.layers import _base
 from tfkaf.layers import _common
 
 __all__ = ["DeepBSpline"]
@@ -65,7 +66,7 @@ class _SplineRegularizer(keras.regularizers.Regularizer):
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
-class DeepBSpline(_common.Layer):
+class DeepBSpline(_base.PerChannelActivation):
   """Learnable linear-spline activation (DeepSplines: Bohra et al. 2020).
 
   One continuous piecewise-linear function per channel along `axis`, with
@@ -117,10 +118,9 @@ class DeepBSpline(_common.Layer):
                tv2=0.0, bv2=0.0, coefficients_initializer=None,
                coefficients_regularizer=None, coefficients_constraint=None,
                **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(axis=axis, **kwargs)
     self.size = _common.check_int("size", size, 2)
     self.range = _common.check_float("range", range, positive=True)
-    self.axis = _common.check_axis(axis)
     if not isinstance(explicit_linear, (bool, np.bool_)):
       raise TypeError(
           f"`explicit_linear` must be a bool, got {explicit_linear!r}.")
@@ -140,31 +140,29 @@ class DeepBSpline(_common.Layer):
                                       splines.grid(self.size, self.range))
     self.knots = self.x_min + self.T * np.arange(self.size, dtype=np.float64)
 
+    self._weight_options("coefficients", coefficients_initializer,
+                         coefficients_regularizer, coefficients_constraint)
+    self._resolve_init(init)
+    self.supports_jit = False
+
+  def _resolve_init(self, init):
+    """Sets `init` (and the initializer of a custom init function)."""
     self._fn = None
-    if coefficients_initializer is not None:
+    if self.coefficients_initializer is not None:
       if init not in ("custom",) + SPECIAL_INITS:
         _common.resolve_init("DeepBSpline", init,
                              special=("custom",) + SPECIAL_INITS)
-      self.coefficients_initializer = keras.initializers.get(
-          coefficients_initializer)
       self.init = "custom"
-    else:
-      init, fn = _common.resolve_init("DeepBSpline", init,
-                                      special=SPECIAL_INITS)
-      self.init = init
-      self.coefficients_initializer = None
-      if init == "custom":
-        self.coefficients_initializer = _common.RowInitializer(
-            _common.sample(fn, self.knots))
-      elif fn is not None:
-        self._fn = fn
-        _common.sample(fn, self.knots)  # Fail early on a bad function.
-    self.coefficients_regularizer = keras.regularizers.get(
-        coefficients_regularizer)
-    self.coefficients_constraint = keras.constraints.get(
-        coefficients_constraint)
-    self.supports_masking = True
-    self.supports_jit = False
+      return
+    init, fn = _common.resolve_init("DeepBSpline", init,
+                                    special=SPECIAL_INITS)
+    self.init = init
+    if init == "custom":
+      self.coefficients_initializer = _common.RowInitializer(
+          _common.sample(fn, self.knots))
+    elif fn is not None:
+      self._fn = fn
+      _common.sample(fn, self.knots)  # Fail early on a bad function.
 
   @property
   def projected(self):
@@ -176,40 +174,21 @@ class DeepBSpline(_common.Layer):
       return _special_init(self.init, self.knots, channels)
     return np.tile(_common.sample(self._fn, self.knots), (channels, 1))
 
-  def build(self, input_shape):
-    self._axis, channels = _common.channel_count("DeepBSpline", self.axis,
-                                                 input_shape)
-    self._rank = len(input_shape)
-    if self.coefficients_initializer is not None:
-      initializer = self.coefficients_initializer
-    else:
+  def build_weights(self, channels):
+    initializer = self.coefficients_initializer
+    if initializer is None:
       values = self._initial_coefficients(channels)
       initializer = lambda shape, dtype=None: tf.constant(values, dtype)  # pylint: disable=unnecessary-lambda-assignment
     regularizer = None
     if (self.tv2_lambda > 0 or self.bv2_lambda > 0
         or self.coefficients_regularizer is not None):
       regularizer = _SplineRegularizer(self, self.coefficients_regularizer)
-    self.coefficients = self.add_weight(
-        name="coefficients",
-        shape=(channels, self.size),
-        initializer=initializer,
-        regularizer=regularizer,
-        constraint=self.coefficients_constraint,
-        dtype=self.variable_dtype,
-        autocast=False,
-    )
-    _common.mark_activation_variable(self.coefficients)
+    self.coefficients = self._add_param("coefficients",
+                                        (channels, self.size), initializer,
+                                        regularizer)
     if self.explicit_linear:
-      self.b1 = self.add_weight(name="b1", shape=(channels,),
-                                initializer="zeros",
-                                dtype=self.variable_dtype, autocast=False)
-      self.b0 = self.add_weight(name="b0", shape=(channels,),
-                                initializer="zeros",
-                                dtype=self.variable_dtype, autocast=False)
-      _common.mark_activation_variable(self.b1)
-      _common.mark_activation_variable(self.b0)
-    self.input_spec = keras.layers.InputSpec(ndim=len(input_shape),
-                                             axes={self._axis: channels})
+      self.b1 = self._add_param("b1", (channels,), "zeros")
+      self.b0 = self._add_param("b0", (channels,), "zeros")
 
   # ---------------------------------------------------------------- forward
 
@@ -233,15 +212,10 @@ class DeepBSpline(_common.Layer):
     outputs = ops.linear_spline(inputs, coefficients, self.x_min, self.x_max,
                                 axis=self._axis)
     if self.explicit_linear:
-      shape = _common.broadcast_shape(len(inputs.shape), self._axis,
-                                      self.coefficients.shape[0])
-      b1 = tf.reshape(tf.cast(self.b1, inputs.dtype), shape)
-      b0 = tf.reshape(tf.cast(self.b0, inputs.dtype), shape)
+      b1 = self._per_channel(self.b1, inputs)
+      b0 = self._per_channel(self.b0, inputs)
       outputs = outputs + b1 * inputs + b0
     return outputs
-
-  def compute_output_shape(self, input_shape):
-    return tuple(input_shape)
 
   # -------------------------------------------------- regularizers, Lipschitz
 
@@ -306,6 +280,11 @@ class DeepBSpline(_common.Layer):
     self._require_built("lipschitz_constants")
     return tf.reduce_max(tf.abs(self.slopes()), axis=-1)
 
+  def lipschitz_constant(self):
+    """max over channels of `lipschitz_constants()` (with slope_min /
+    slope_max at most max(|slope_min|, |slope_max|) plus |b1|)."""
+    return float(np.max(self.lipschitz_constants().numpy()))
+
   def num_active_knots(self, threshold=None):
     """Per-channel number of active knots, ReLU slopes |a_k| >= threshold.
 
@@ -339,19 +318,10 @@ class DeepBSpline(_common.Layer):
         "size": self.size,
         "range": self.range,
         "init": self.init,
-        "axis": self.axis,
         "explicit_linear": self.explicit_linear,
         "slope_min": self.slope_min,
         "slope_max": self.slope_max,
         "tv2": self.tv2_lambda,
         "bv2": self.bv2_lambda,
-        "coefficients_initializer": (
-            None if self.coefficients_initializer is None else
-            keras.initializers.serialize(self.coefficients_initializer)),
-        "coefficients_regularizer": keras.regularizers.serialize(
-            self.coefficients_regularizer),
-        "coefficients_constraint": keras.constraints.serialize(
-            self.coefficients_constraint),
     })
     return config
-
