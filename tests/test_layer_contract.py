@@ -17,21 +17,25 @@ INPUT_SHAPE = (3, 5, 4)
 
 # name -> (factory, output shape for INPUT_SHAPE, Lipschitz constant known).
 CASES = {
-    "KAF": (lambda: layers.KAF(D=6), INPUT_SHAPE, True),
-    "KAF_channels_first": (lambda: layers.KAF(D=5, kernel="softplus",
-                                              axis=1), INPUT_SHAPE, True),
-    "KAF2D": (lambda: layers.KAF2D(D=4), (3, 5, 2), True),
-    "DeepBSpline": (lambda: layers.DeepBSpline(
+    "KAF": (lambda **kw: layers.KAF(D=6, **kw), INPUT_SHAPE, True),
+    "KAF_channels_first": (lambda **kw: layers.KAF(
+        D=5, kernel="softplus", axis=1, **kw), INPUT_SHAPE, True),
+    "KAF2D": (lambda **kw: layers.KAF2D(D=4, **kw), (3, 5, 2), True),
+    "DeepBSpline": (lambda **kw: layers.DeepBSpline(
         size=9, range=2.0, explicit_linear=True, slope_min=-1.0,
-        slope_max=2.0, tv2=1e-3), INPUT_SHAPE, True),
-    "LGReLU": (lambda: layers.LGReLU(axis=1), INPUT_SHAPE, True),
-    "Maxout": (lambda: layers.Maxout(pieces=3), INPUT_SHAPE, True),
-    "PReLU": (lambda: layers.PReLU(shared_axes=[1]), INPUT_SHAPE, True),
-    "Activation": (lambda: layers.Activation(
-        {"name": "leaky_relu", "negative_slope": 0.2}), INPUT_SHAPE, True),
-    "Activation_composed": (lambda: layers.Activation("tanh+norm:z"),
-                            INPUT_SHAPE, False),
-    "Activation_glu": (lambda: layers.Activation("glu"), (3, 5, 2), False),
+        slope_max=2.0, tv2=1e-3, **kw), INPUT_SHAPE, True),
+    "LGReLU": (lambda **kw: layers.LGReLU(axis=1, **kw), INPUT_SHAPE, True),
+    "Maxout": (lambda **kw: layers.Maxout(pieces=3, **kw), INPUT_SHAPE,
+               True),
+    "PReLU": (lambda **kw: layers.PReLU(shared_axes=[1], **kw), INPUT_SHAPE,
+              True),
+    "Activation": (lambda **kw: layers.Activation(
+        {"name": "leaky_relu", "negative_slope": 0.2}, **kw), INPUT_SHAPE,
+                   True),
+    "Activation_composed": (lambda **kw: layers.Activation(
+        "tanh+norm:z", **kw), INPUT_SHAPE, False),
+    "Activation_glu": (lambda **kw: layers.Activation("glu", **kw),
+                       (3, 5, 2), False),
 }
 
 
@@ -53,16 +57,6 @@ def _built(name, seed=1):
 def _model(layer):
   inputs = keras.Input(INPUT_SHAPE[1:])
   return keras.Model(inputs, layer(inputs))
-
-
-@pytest.fixture
-def mixed_precision():
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy("mixed_float16")
-  try:
-    yield
-  finally:
-    keras.config.set_dtype_policy(previous)
 
 
 def test_every_layer_is_covered():
@@ -106,9 +100,8 @@ def test_keras_file_round_trip_gives_the_same_outputs(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_mixed_float16_computes_in_float16_with_float32_weights(
-    name, mixed_precision):  # pylint: disable=redefined-outer-name,unused-argument
-  layer = CASES[name][0]()
+def test_mixed_float16_computes_in_float16_with_float32_weights(name):
+  layer = CASES[name][0](dtype="mixed_float16")
   y = layer(_inputs())
   assert y.dtype == "float16"
   assert np.all(np.isfinite(np.asarray(y, np.float32)))

@@ -345,3 +345,15 @@ def test_training_re_exports_optimizers_and_lipschitz():
   for name in training.__all__:
     module = lipschitz if name.startswith("lipschitz") else optimizers
     assert getattr(training, name) is getattr(module, name), name
+
+
+def test_lgrelu_lipschitz_constant_with_negative_parameters():
+  layer = layers.LGReLU()
+  layer.build((None, 3))
+  layer.set_weights([np.array([0.5, -2.0, 1.0], np.float32),
+                     np.array([-3.0, 0.25, 0.5], np.float32)])
+  z = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]], np.float32)
+  slopes = np.abs(layer(z).numpy() / z)  # f(0) = 0
+  # Slopes for z > 0: max(g, 0) + min(r, 0); for z < 0: min(g, 0) + max(r, 0)
+  np.testing.assert_allclose(slopes, [[2.5, 0.0, 1.0], [0.0, 1.75, 0.5]])
+  assert layer.lipschitz_constant() == 2.5

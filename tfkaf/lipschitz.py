@@ -189,10 +189,10 @@ def lipschitz_bound(model):
     upper bound of the convolution's operator norm, for any padding;
   * tfkaf's layers: their `lipschitz_constant()`: DeepBSpline the largest
     |slope| over channels (explicit linear term included; at most
-    max(|slope_min|, |slope_max|) with slope projection), LGReLU
-    max(g, r, 0), Maxout max |m|, PReLU max(1, |alpha|), KAF / KAF2D the
-    (loose) sum_i |alpha[c, i]| * sup|k'| per channel, `Activation` its
-    activation's;
+    max(|slope_min|, |slope_max|) with slope projection), LGReLU its
+    largest |slope| (max(g, r) for g, r >= 0), Maxout max |m|, PReLU
+    max(1, |alpha|), KAF / KAF2D the (loose) sum_i |alpha[c, i]| *
+    sup|k'| per channel, `Activation` its activation's;
   * fixed activations: the constant of their registry entry (relu-like
     ones 1, sigmoid 1/4, selu 1.758, gelu 1.129, ...); Keras' ReLU,
     LeakyReLU, ELU, PReLU layers; pooling, BatchNormalization (inference

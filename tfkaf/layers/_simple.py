@@ -53,10 +53,14 @@ class LGReLU(_base.PerChannelActivation):
     return tf.nn.relu(g * inputs) - tf.nn.relu(-r * inputs)
 
   def lipschitz_constant(self):
-    """max over channels of max(g, r, 0): the largest slope of f."""
-    g = np.maximum(self.gain.numpy(), 0.0)
-    r = np.maximum(self.leak.numpy(), 0.0)
-    return float(np.max(np.maximum(g, r)))
+    """The largest |slope| of f over channels: f has the slope
+    max(g, 0) + min(r, 0) for z > 0 and min(g, 0) + max(r, 0) for z < 0
+    (g and r for g, r >= 0)."""
+    g = self.gain.numpy().astype(np.float64)
+    r = self.leak.numpy().astype(np.float64)
+    positive = np.maximum(g, 0.0) + np.minimum(r, 0.0)
+    negative = np.minimum(g, 0.0) + np.maximum(r, 0.0)
+    return float(np.max(np.maximum(np.abs(positive), np.abs(negative))))
 
 
 @keras.saving.register_keras_serializable(package=_common.KERAS_PACKAGE)
@@ -68,7 +72,7 @@ class PReLU(_base.ActivationWeights, keras.layers.PReLU):
   Same arguments and defaults as `keras.layers.PReLU` (alpha_initializer
   "zeros", shared_axes, ...); registered under the package "tfkaf", and its
   `alpha` counts as an activation parameter (`tfkaf.activation_variables`,
-  `tfkaf.training.MultiOptimizer`), which the Keras layer's does not.
+  `tfkaf.optimizers.MultiOptimizer`), which the Keras layer's does not.
   """
 
   def lipschitz_constant(self):
