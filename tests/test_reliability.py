@@ -24,25 +24,26 @@
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import fuzz_harness as harness
+from fuzz import cases
+from fuzz import check
+from fuzz import common
+from fuzz import worker as fuzz_worker
 import smoke_corpus
 import tfkaf
 
 RAW = tfkaf.load_ops()
-HARNESS = os.path.abspath(harness.__file__)
 
 
 def _run_script(args, timeout=900, extra_env=None):
-  proc = subprocess.run([sys.executable, HARNESS] + args,
+  proc = subprocess.run(fuzz_worker.command(*args),
                         capture_output=True, text=True, timeout=timeout,
-                        env=harness.subprocess_env(extra_env),
+                        env=fuzz_worker.subprocess_env(extra_env),
                         cwd=tempfile.gettempdir(), check=False)
   if proc.returncode != 0:
     pytest.fail(f"{' '.join(args)} exited with {proc.returncode}:\n"
@@ -57,12 +58,13 @@ def _run_script(args, timeout=900, extra_env=None):
 
 @pytest.fixture(scope="module")
 def worker():
-  w = harness.Worker()
+  w = fuzz_worker.Worker()
   yield w
   w.close()
 
 
-@pytest.mark.parametrize("op", harness.OPS)
+@pytest.mark.subprocess
+@pytest.mark.parametrize("op", common.OPS)
 def test_smoke_corpus(worker, op):
   failures = []
   count = 0
@@ -70,12 +72,12 @@ def test_smoke_corpus(worker, op):
     count += 1
     try:
       result = worker.run(case)
-    except (harness.OpCrashed, harness.OpHung) as error:
+    except (fuzz_worker.OpCrashed, fuzz_worker.OpHung) as error:
       failures.append(f"[{name}] {str(error)[:4000]}")
       continue
-    problems = harness.check_case(case, result)
+    problems = check.check_case(case, result)
     if problems:
-      label, repro = harness.describe(case)
+      label, repro = cases.describe(case)
       failures.append(f"[{name}] {label}\n  " + "\n  ".join(problems)
                       + f"\n  reproducer:\n{repro[:3000]}")
   assert count > 100
@@ -91,7 +93,9 @@ LEAK_ITERATIONS = int(os.environ.get("TFKAF_LEAK_ITERATIONS", "10000"))
 LEAK_BOUND = float(os.environ.get("TFKAF_LEAK_BOUND_MB", "10")) * 2**20
 
 
-@pytest.mark.parametrize("op", harness.OPS)
+@pytest.mark.rss_leak
+@pytest.mark.subprocess
+@pytest.mark.parametrize("op", common.OPS)
 def test_no_memory_growth(op):
   warmup = max(200, LEAK_ITERATIONS // 10)
   r = _run_script(["--leak", op, str(LEAK_ITERATIONS), str(warmup)])
@@ -110,12 +114,14 @@ def test_no_memory_growth(op):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_threads_give_identical_results():
   r = _run_script(["--concurrency", "8", "2"])
   assert r["calls"] > 100
   assert not r["mismatches"], r
 
 
+@pytest.mark.subprocess
 def test_thread_pools_and_runs_are_bitwise_identical(tmp_path):
   dtypes = "float32,float64,float16,bfloat16"
   configs = [(1, 1), (8, 8), (2, 1)]
@@ -124,10 +130,9 @@ def test_thread_pools_and_runs_are_bitwise_identical(tmp_path):
     out = tmp_path / f"t{intra}-{inter}"
     out.mkdir()
     procs.append((out, subprocess.Popen(
-        [sys.executable, HARNESS, "--threads", str(intra), str(inter),
-         str(out), dtypes], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=harness.subprocess_env(),
-        cwd=tempfile.gettempdir())))
+        fuzz_worker.command("--threads", intra, inter, out, dtypes),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=fuzz_worker.subprocess_env(), cwd=tempfile.gettempdir())))
   reports = []
   for out, proc in procs:
     stdout, stderr = proc.communicate(timeout=900)
@@ -214,7 +219,8 @@ PROPAGATION = [
 ]
 
 
-@pytest.mark.parametrize("op", harness.OPS)
+@pytest.mark.symbolic_shapes
+@pytest.mark.parametrize("op", common.OPS)
 @pytest.mark.parametrize("x_spec,rows,axis,want", PROPAGATION)
 def test_symbolic_dimensions_propagate(op, x_spec, rows, axis, want):
   a_rows = None if rows is None else (rows // 2 if op == "kaf2d" else rows)
@@ -296,6 +302,7 @@ STATIC_ERRORS = {
 }
 
 
+@pytest.mark.symbolic_shapes
 @pytest.mark.parametrize("op,x_spec,a_spec,dy_spec,axis,match", [
     (op,) + case for op, cases in STATIC_ERRORS.items() for case in cases])
 def test_knowable_mismatches_fail_at_construction(op, x_spec, a_spec,
@@ -312,7 +319,8 @@ def test_knowable_mismatches_fail_at_construction(op, x_spec, a_spec,
     fn.get_concrete_function()
 
 
-@pytest.mark.parametrize("op", harness.OPS)
+@pytest.mark.symbolic_shapes
+@pytest.mark.parametrize("op", common.OPS)
 def test_unknowable_mismatches_fail_at_run_time(op):
   a_rows = 2 if op == "kaf2d" else 4
   fn = tf.function(lambda x, a: FORWARD[op](x, a, -1),
