@@ -1,4 +1,4 @@
-"""What the op wrappers of `tfkaf.ops` share (docs/design.md, section 5).
+"""What the op wrappers of `tfkaf.ops` share (docs/design.md, section 4).
 
 * `coerce_inputs`: the one dtype coercion of every op's inputs.
 * `check_like_op`: the composite and portable forms raise what the fused op

@@ -1,5 +1,5 @@
 // The validation rules of Tfkaf>Kaf, Tfkaf>Kaf2d and their gradients, and the
-// default Gaussian bandwidth (docs/design.md, sections 1, 2 and 5).
+// default Gaussian bandwidth (docs/design.md, sections 1, 2 and 4).
 // TensorFlow-free: the shape functions (cc/ops/kaf_ops.cc), the OpKernels
 // (cc/kernels/kaf_kernels.cc) and an XLA kernel call the same functions.
 

@@ -1,5 +1,5 @@
 // The validation rules of Tfkaf>LinearSpline and Tfkaf>LinearSplineGrad
-// (docs/design.md, sections 3 and 5). TensorFlow-free: the shape functions
+// (docs/design.md, sections 3 and 4). TensorFlow-free: the shape functions
 // (cc/ops/spline_ops.cc), the OpKernels (cc/kernels/spline_kernels.cc) and an
 // XLA kernel call the same functions.
 

@@ -1,5 +1,5 @@
 // TensorFlow-free building blocks of the validation rules (docs/design.md,
-// section 5): shapes as far as they are known, the outcome of a rule, and the
+// section 4): shapes as far as they are known, the outcome of a rule, and the
 // rules every op shares (the channel axis, the KAF scales, the spline grid).
 //
 // The rules are called by the shape functions (with whatever dimensions are
