@@ -33,9 +33,11 @@ def np_gamma(boundary, d, two_d=False):
 
 
 def _gamma(gamma, boundary, d, two_d=False):
-  """gamma as the op uses it: the given one, else derived from boundary."""
+  """gamma as the op uses it: the given one (a float32 attribute), else
+  derived from the float32 boundary in float64, unrounded (the op derives it
+  in its compute precision)."""
   if gamma is None:
-    return f32(np_gamma(f32(boundary), d, two_d))
+    return np_gamma(f32(boundary), d, two_d)
   return f32(gamma)
 
 

@@ -5,8 +5,10 @@ formulas (float64), not the composite TF form; the composite form is checked
 against it too. Shapes are small: the whole file runs in well under a minute.
 """
 
+import functools
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,8 @@ import tfkaf  # noqa: F401  (loads the op plugin)
 from tfkaf import _kaf_ops
 from tfkaf import ops
 
-from reference import KERNELS, f32
+from op_errors import assert_same_error, error_of, rule_message, run
+from reference import KERNELS, f32, np_gamma
 from reference import np_kaf, np_kaf2d, np_kaf2d_grads, np_kaf_grads
 _RAW = tfkaf.load_ops()
 
@@ -48,20 +51,20 @@ def kaf_grads(fn, x, alpha, dy, **kwargs):
   return tape.gradient(y, [x, alpha], output_gradients=tf.cast(dy, y.dtype))
 
 
+def _gamma_kwargs(gamma):
+  """No gamma: the op derives the default itself."""
+  return {} if gamma is None else {"gamma": gamma}
+
+
 def raw_kaf_grad(dy, x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
                  axis=-1):
-  gamma = _kaf_ops.default_gamma(boundary, alpha.shape[1]) if gamma is None \
-      else gamma
-  return _RAW.tfkaf_kaf_grad(dy, x, alpha, boundary=boundary, gamma=gamma,
-                             kernel=kernel, axis=axis)
+  return _RAW.tfkaf_kaf_grad(dy, x, alpha, boundary=boundary, kernel=kernel,
+                             axis=axis, **_gamma_kwargs(gamma))
 
 
 def raw_kaf2d_grad(dy, x, alpha, boundary=3.0, gamma=None, axis=-1):
-  side = int(round(math.sqrt(alpha.shape[1])))
-  gamma = _kaf_ops.default_gamma_2d(boundary, side) if gamma is None \
-      else gamma
-  return _RAW.tfkaf_kaf2d_grad(dy, x, alpha, boundary=boundary, gamma=gamma,
-                               axis=axis)
+  return _RAW.tfkaf_kaf2d_grad(dy, x, alpha, boundary=boundary, axis=axis,
+                               **_gamma_kwargs(gamma))
 
 
 # ---------------------------------------------------------------------------
@@ -346,13 +349,20 @@ def test_kaf_tf_function_unknown_shapes(rng):
                              np_kaf(x, alpha), rtol=1e-10, atol=1e-12)
 
 
-def test_kaf_default_gamma_needs_static_centres():
-  fn = tf.function(
-      lambda x, a: ops.kaf(x, a),
-      input_signature=[tf.TensorSpec([None, 3], tf.float32),
-                       tf.TensorSpec([3, None], tf.float32)])
-  with pytest.raises(ValueError, match="must be known statically"):
-    fn.get_concrete_function()
+def test_kaf_default_gamma_from_centres_known_at_run_time(rng):
+  # The fused op derives gamma from alpha's run-time D; the composite form
+  # needs D while tracing.
+  spec = [tf.TensorSpec([None, 3], tf.float64),
+          tf.TensorSpec([3, None], tf.float64)]
+  fn = tf.function(lambda x, a: ops.kaf(x, a), input_signature=spec)
+  x = rng.normal(size=(5, 3))
+  alpha = rng.normal(size=(3, 7))
+  np.testing.assert_allclose(fn(tf.constant(x), tf.constant(alpha)).numpy(),
+                             np_kaf(x, alpha), rtol=1e-12, atol=1e-12)
+  composite = tf.function(lambda x, a: _kaf_ops.kaf_composite(x, a),
+                          input_signature=spec)
+  with pytest.raises(ValueError, match="to be known statically"):
+    composite.get_concrete_function()
 
 
 # ---------------------------------------------------------------------------
@@ -790,9 +800,87 @@ def test_wrapper_input_types():
 
 
 def test_composite_rejects_bad_inputs():
-  with pytest.raises(ValueError, match="unknown KAF kernel"):
+  # Eagerly, as the fused op: InvalidArgumentError.
+  with pytest.raises(tf.errors.InvalidArgumentError, match="kernel.*tanh"):
     _kaf_ops.kaf_composite(_X, _A, kernel="tanh")
-  with pytest.raises(ValueError, match="even number of channels"):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="even number of channels"):
     _kaf_ops.kaf2d_composite(np.zeros((2, 5), np.float32), _A2)
-  with pytest.raises(ValueError, match="rank >= 1"):
+  with pytest.raises(tf.errors.InvalidArgumentError, match="rank >= 1"):
     _kaf_ops.kaf_composite(np.float32(1.0), _A)
+
+
+# The composite and portable forms raise what the fused op raises: the same
+# rule (cc/rules/kaf_rules.h) and message, eagerly and while tracing.
+_DERIVED_GAMMA_ERROR = (
+    "derived_gamma_subnormal", dict(boundary=1e20),
+    "gamma must be a positive finite number of at least 1.17549e-38")
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+@pytest.mark.parametrize("name,kwargs,match",
+                         _KAF_ERRORS + [_DERIVED_GAMMA_ERROR],
+                         ids=[e[0] for e in _KAF_ERRORS] + ["derived_gamma"])
+def test_kaf_forms_raise_like_fused(name, kwargs, match, mode):
+  kwargs = dict(kwargs)
+  x = tf.constant(kwargs.pop("x", _X))
+  alpha = tf.constant(kwargs.pop("alpha", _A))
+  forms = [ops.kaf, _kaf_ops.kaf_composite, _kaf_ops.kaf_portable]
+  calls = [functools.partial(f, x, alpha, **kwargs) for f in forms]
+  want = tf.errors.InvalidArgumentError if mode == "eager" else ValueError
+  if name == "kernel":
+    # TensorFlow's own check of the attribute's allowed values words its
+    # message differently in eager kernels and in graph construction.
+    for call in calls:
+      error = error_of(lambda: run(call, mode))  # pylint: disable=cell-var-from-loop
+      assert type(error) is want and re.search(match, rule_message(error))
+    return
+  error = assert_same_error(*calls, mode=mode)
+  assert re.search(match, rule_message(error))
+  assert type(error) is want
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+@pytest.mark.parametrize("name,kwargs,match",
+                         _KAF2D_ERRORS + [_DERIVED_GAMMA_ERROR],
+                         ids=[e[0] for e in _KAF2D_ERRORS] + ["derived_gamma"])
+def test_kaf2d_forms_raise_like_fused(name, kwargs, match, mode):
+  del name
+  kwargs = dict(kwargs)
+  x = tf.constant(kwargs.pop("x", _X2))
+  alpha = tf.constant(kwargs.pop("alpha", _A2))
+  forms = [ops.kaf2d, _kaf_ops.kaf2d_composite, _kaf_ops.kaf2d_portable]
+  error = assert_same_error(*[functools.partial(f, x, alpha, **kwargs)
+                              for f in forms], mode=mode)
+  assert re.search(match, rule_message(error))
+
+
+# ---------------------------------------------------------------------------
+# Default gamma in the compute precision.
+
+
+@pytest.mark.parametrize("two_d", [False, True])
+def test_float64_default_gamma_matches_the_float64_formula(two_d, rng):
+  # D = 7, boundary = 2.5: the float32-rounded gamma is off by ~2.5e-6
+  # relative, which these tolerances would see.
+  d, boundary = 7, 2.5
+  channels = 6 if two_d else 3
+  x = rng.normal(0.0, 2.0, (5, channels))
+  alpha = rng.normal(size=(channels // 2 if two_d else channels,
+                           d * d if two_d else d))
+  dy = rng.normal(size=(5, channels // 2 if two_d else channels))
+  fused = ops.kaf2d if two_d else ops.kaf
+  composite = _kaf_ops.kaf2d_composite if two_d else _kaf_ops.kaf_composite
+  np_forward = np_kaf2d if two_d else np_kaf
+  np_grads = np_kaf2d_grads if two_d else np_kaf_grads
+  want_y = np_forward(x, alpha, boundary)
+  _, want_dalpha = np_grads(dy, x, alpha, boundary)
+  rounded_gamma = f32(np_gamma(boundary, d, two_d))
+  assert np.abs(np_forward(x, alpha, boundary, gamma=rounded_gamma)
+                - want_y).max() > 1e-9  # the old rounding shows
+  for fn in (fused, composite):
+    y = fn(tf.constant(x), tf.constant(alpha), boundary=boundary)
+    np.testing.assert_allclose(y.numpy(), want_y, rtol=1e-12, atol=1e-13)
+    _, dalpha = kaf_grads(fn, x, alpha, dy, boundary=boundary)
+    np.testing.assert_allclose(dalpha.numpy(), want_dalpha, rtol=1e-12,
+                               atol=1e-12)

@@ -6,7 +6,9 @@ independently of tfkaf's C++ kernels and of its composite TF form; both are
 checked against it.
 """
 
+import functools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +22,7 @@ from tfkaf import _loader
 from tfkaf import _spline_ops
 from tfkaf import ops
 
+from op_errors import assert_same_error, rule_message
 from reference import np_spline, np_spline_grad
 
 RAW = _loader.load_ops()
@@ -620,10 +623,20 @@ def test_wrapper_validates_range(fn, x_min, x_max, match):
     ((3, 4), (5, 5), -1, "5 channels .* x has 4 channels"),
     ((3, 4), (4, 1), -1, "at least 2 knots"),
 ])
-def test_composite_validates_shapes(x_shape, c_shape, axis, match):
-  with pytest.raises(ValueError, match=match):
-    _spline_ops.linear_spline_composite(tf.zeros(x_shape), tf.zeros(c_shape),
-                                        -1.0, 1.0, axis=axis)
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_composite_validates_shapes(x_shape, c_shape, axis, match, mode):
+  # The composite and portable forms raise what the fused op raises (its
+  # rule, cc/rules/spline_rules.h): InvalidArgumentError eagerly,
+  # ValueError while tracing, with the same message.
+  x, c = tf.zeros(x_shape), tf.zeros(c_shape)
+  forms = [ops.linear_spline, _spline_ops.linear_spline_composite,
+           _spline_ops.linear_spline_portable]
+  error = assert_same_error(
+      *[functools.partial(f, x, c, -1.0, 1.0, axis=axis) for f in forms],
+      mode=mode)
+  assert re.search(match, rule_message(error))
+  want = InvalidArgument if mode == "eager" else ValueError
+  assert type(error) is want
 
 
 def test_unsupported_dtype_is_rejected():

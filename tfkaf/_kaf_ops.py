@@ -19,7 +19,9 @@ expressions of the first-order gradients and does build [..., C, D] tensors.
 
 Numerics: float16 / bfloat16 are computed and accumulated in float32, float64
 in float64. boundary and gamma are float32 op attributes (the composite forms
-round them alike, so XLA and the fused ops agree). On CPU, dalpha is
+round them alike, so XLA and the fused ops agree); without a gamma, the op
+derives the default from boundary and D in the compute precision (double for
+float64), and so do the composite forms. On CPU, dalpha is
 bitwise reproducible whatever the number of threads; on GPU it is summed
 with float atomics (last bits may vary). The Gaussian kernel gives finite
 zeros for +-Inf and huge inputs and NaN for NaN; relu and softplus are
@@ -28,11 +30,13 @@ signs meet an infinity), as their formulas do.
 """
 
 import math
+import struct
 
-import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import op_def_registry  # pylint: disable=g-direct-tensorflow-import
 
 from tfkaf import _loader
+from tfkaf import _op_wrappers
 from tfkaf import _portable
 from tfkaf import _xla
 
@@ -47,15 +51,30 @@ KERNELS = ("gaussian", "relu", "softplus")
 # as many numbers as x.
 PORTABLE_CENTRES_PER_STEP = 8
 
+_no_autograph = _op_wrappers.no_autograph
+_f32 = _op_wrappers.f32
+_compute_dtype = _op_wrappers.compute_dtype
 
-def _step(boundary, num_centres):
+
+def check_scale(name, value):
+  """Raises ValueError unless `value` is a valid boundary or gamma (the ops'
+  rule: positive, finite, at least the smallest normal float32)."""
+  message = _op_wrappers.attr_error("tfkaf_kaf", boundary=_f32(value))
+  if message is not None:
+    raise ValueError(name + message[len("boundary"):])
+
+
+def _default_gamma(boundary, num_centres, factor):
+  """1 / (factor step^2), step = 2 boundary / (num_centres - 1), in double:
+  the formula of the ops' derived gamma (cc/rules/kaf_rules.h)."""
   boundary = float(boundary)
   num_centres = int(num_centres)
   if num_centres < 2:
     raise ValueError(
         f"the dictionary needs at least 2 centres, got {num_centres}")
   check_scale("boundary", boundary)
-  return 2.0 * boundary / (num_centres - 1)
+  step = 2.0 * boundary / (num_centres - 1)
+  return 1.0 / (factor * step * step)
 
 
 def default_gamma(boundary, num_centres):
@@ -65,8 +84,7 @@ def default_gamma(boundary, num_centres):
   linspace(-boundary, boundary, num_centres); this is the rule of the
   reference kafnets code (sigma = 2 step, gamma = 0.5 / sigma^2).
   """
-  step = _step(boundary, num_centres)
-  return 1.0 / (8.0 * step * step)
+  return _default_gamma(boundary, num_centres, 8.0)
 
 
 def default_gamma_2d(boundary, num_centres):
@@ -74,87 +92,28 @@ def default_gamma_2d(boundary, num_centres):
 
   num_centres is D, the side of the D x D grid (sigma = 2 step / sqrt(2)).
   """
-  step = _step(boundary, num_centres)
-  return 1.0 / (4.0 * step * step)
+  return _default_gamma(boundary, num_centres, 4.0)
 
 
 def _ops():
   return _loader.load_ops()
 
 
-def _check_kernel(kernel):
-  if kernel not in KERNELS:
-    raise ValueError(f"unknown KAF kernel {kernel!r}: expected one of "
-                     f"{', '.join(repr(k) for k in KERNELS)}")
+def _derives_gamma(gamma):
+  """True for the ops' default gamma attribute (derive from boundary, D)."""
+  attrs = op_def_registry.get("Tfkaf>Kaf").attr
+  default = next(a.default_value.f for a in attrs if a.name == "gamma")
+  return struct.pack("<f", gamma) == struct.pack("<f", default)
 
 
-def _convert(x, alpha):
-  """Tensors of the op's type: integer x is cast to float32, complex refused.
-  """
-  x = tf.convert_to_tensor(x)
-  if x.dtype.is_complex:
-    raise TypeError("KAF inputs must be real floating-point tensors (float16, "
-                    f"bfloat16, float32 or float64), got x of type "
-                    f"{x.dtype.name}")
-  if not x.dtype.is_floating:
-    x = tf.cast(x, tf.float32)
-  alpha = tf.convert_to_tensor(alpha, dtype_hint=x.dtype)
-  if alpha.dtype != x.dtype:
-    raise TypeError(f"alpha must have the dtype of x ({x.dtype.name}), got "
-                    f"{alpha.dtype.name}: cast one of them first")
-  return x, alpha
-
-
-_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-
-
-def _valid_scale(value):
-  """boundary and gamma are float32 op attributes that must be positive,
-  finite and normal: TensorFlow's CPU threads flush subnormals to zero."""
-  with np.errstate(over="ignore"):
-    value = _f32(value)
-  return math.isfinite(value) and value >= _FLOAT32_TINY
-
-
-def check_scale(name, value):
-  """Raises ValueError unless `value` is a valid boundary or gamma."""
-  if not _valid_scale(value):
-    raise ValueError(
-        f"{name} must be a positive finite number of at least "
-        f"{_FLOAT32_TINY:.6g} (the smallest normal float32), got {value}")
-
-
-def _gamma_attr(gamma, boundary, alpha, two_d):
-  """The gamma attribute: explicit, or the default rule for alpha's D.
-
-  Invalid combinations are passed on unchanged (or as 1.0) so that the op
-  reports them with its own InvalidArgumentError.
-  """
-  if gamma is not None:
-    return float(gamma)
-  width = alpha.shape[-1] if alpha.shape.rank else None
-  if alpha.shape.rank is not None and alpha.shape.rank != 2:
-    return 1.0  # the op reports alpha's rank
-  if width is None:
-    raise ValueError(
-        "the number of centres (alpha.shape[1]) must be known statically to "
-        "compute the default gamma; pass gamma explicitly")
-  if two_d:
-    side = int(round(math.sqrt(width)))
-    if side * side != width or side < 2 or not _valid_scale(boundary):
-      return 1.0
-    return default_gamma_2d(boundary, side)
-  if width < 2 or not _valid_scale(boundary):
-    return 1.0
-  return default_gamma(boundary, width)
-
-
-# The wrappers branch on static values only: no AutoGraph conversion needed.
-_no_autograph = tf.autograph.experimental.do_not_convert
+def _gamma_kwargs(gamma):
+  """The op's gamma attribute: given, or left to its default (derived)."""
+  return {} if gamma is None else {"gamma": float(gamma)}
 
 
 @_no_autograph
-def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
+def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1,
+        name=None):
   """Kernel Activation Function (Scardapane et al., arXiv:1707.04035).
 
   y = sum_i alpha[c, i] k(x, d_i) for every element x of channel c, with the
@@ -162,36 +121,39 @@ def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1):
 
   Args:
     x: tensor of rank >= 1 with C channels along `axis` (float16, bfloat16,
-      float32 or float64; 16-bit types are computed in float32).
-    alpha: [C, D] mixing coefficients (same dtype as x), D >= 2.
+      float32 or float64; 16-bit types are computed in float32; integer x
+      is cast to float32).
+    alpha: [C, D] mixing coefficients (x's dtype; Python / NumPy values are
+      converted to it), D >= 2.
     boundary: the dictionary spans [-boundary, boundary]. boundary and
       gamma are float32 attributes: positive, finite and at least the
-      smallest normal float32 (1.17549e-38), else ValueError or
-      InvalidArgumentError.
+      smallest normal float32 (1.17549e-38), else InvalidArgumentError (or
+      ValueError while tracing).
     kernel: "gaussian" (exp(-gamma (x - d)^2)), "relu" (max(0, x - d)) or
       "softplus" (log(1 + exp(x - d))).
-    gamma: Gaussian bandwidth; default `default_gamma(boundary, D)`.
+    gamma: Gaussian bandwidth; by default the op derives
+      `default_gamma(boundary, D)` in the compute precision.
     axis: the channel axis (-1: channels-last; 1: channels-first NCHW).
+    name: optional name scope.
 
   Returns:
     A tensor of x's shape and dtype.
   """
-  if _portable.is_active():
-    return kaf_portable(x, alpha, boundary=boundary, kernel=kernel,
-                        gamma=gamma, axis=axis)
-  x, alpha = _convert(x, alpha)
-  boundary = float(boundary)
-  if _xla.in_xla_context():
-    return kaf_composite(x, alpha, boundary=boundary, kernel=kernel,
-                         gamma=gamma, axis=axis)
-  return _ops().tfkaf_kaf(
-      x, alpha, boundary=boundary,
-      gamma=_gamma_attr(gamma, boundary, alpha, two_d=False),
-      kernel=kernel, axis=int(axis))
+  with tf.name_scope(name or "kaf"):
+    if _portable.is_active():
+      return kaf_portable(x, alpha, boundary=boundary, kernel=kernel,
+                          gamma=gamma, axis=axis)
+    x, alpha = _op_wrappers.coerce_inputs(x, alpha, "alpha", "KAF")
+    if _xla.in_xla_context():
+      return kaf_composite(x, alpha, boundary=boundary, kernel=kernel,
+                           gamma=gamma, axis=axis)
+    return _ops().tfkaf_kaf(x, alpha, boundary=float(boundary),
+                            kernel=kernel, axis=int(axis),
+                            **_gamma_kwargs(gamma))
 
 
 @_no_autograph
-def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1):
+def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1, name=None):
   """2D Kernel Activation Function.
 
   x has 2H channels along `axis`; channel j (x1) is paired with channel j+H
@@ -202,43 +164,36 @@ def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1):
     x: tensor of rank >= 1 with an even channel count 2H along `axis`.
     alpha: [H, D*D] mixing coefficients, D >= 2.
     boundary: the grid spans [-boundary, boundary]^2.
-    gamma: Gaussian bandwidth; default `default_gamma_2d(boundary, D)`.
+    gamma: Gaussian bandwidth; by default the op derives
+      `default_gamma_2d(boundary, D)` in the compute precision.
     axis: the channel axis.
+    name: optional name scope.
 
   Returns:
     A tensor of x's dtype and shape with H channels along `axis`.
   """
-  if _portable.is_active():
-    return kaf2d_portable(x, alpha, boundary=boundary, gamma=gamma, axis=axis)
-  x, alpha = _convert(x, alpha)
-  boundary = float(boundary)
-  if _xla.in_xla_context():
-    return kaf2d_composite(x, alpha, boundary=boundary, gamma=gamma,
-                           axis=axis)
-  return _ops().tfkaf_kaf2d(
-      x, alpha, boundary=boundary,
-      gamma=_gamma_attr(gamma, boundary, alpha, two_d=True), axis=int(axis))
+  with tf.name_scope(name or "kaf2d"):
+    if _portable.is_active():
+      return kaf2d_portable(x, alpha, boundary=boundary, gamma=gamma,
+                            axis=axis)
+    x, alpha = _op_wrappers.coerce_inputs(x, alpha, "alpha", "KAF")
+    if _xla.in_xla_context():
+      return kaf2d_composite(x, alpha, boundary=boundary, gamma=gamma,
+                             axis=axis)
+    return _ops().tfkaf_kaf2d(x, alpha, boundary=float(boundary),
+                              axis=int(axis), **_gamma_kwargs(gamma))
 
 
 # ---------------------------------------------------------------------------
 # Composite (reference) forms.
 
 
-def _compute_dtype(dtype):
-  return tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-
-
 def _static_axis(x, axis, form):
-  """The non-negative channel axis of x, checked (the rank must be known)."""
+  """The non-negative channel axis of x (already checked by the op's rule);
+  the composite and portable forms need x's rank."""
   rank = x.shape.rank
   if rank is None:
     raise ValueError(f"the {form} KAF needs x of known rank")
-  if rank < 1:
-    raise ValueError(
-        "x must have rank >= 1 (a channel axis is needed), got rank 0")
-  if not -rank <= axis < rank:
-    raise ValueError(f"axis {axis} is out of range for x of rank {rank} "
-                     f"(expected {-rank} <= axis < {rank})")
   return axis % rank
 
 
@@ -264,38 +219,33 @@ def _centres(boundary, num_centres, dtype):
                      tf.constant(boundary, dtype), num_centres)
 
 
-def _composite_prologue(x, alpha, boundary, gamma, two_d):
-  x, alpha = _convert(x, alpha)
-  boundary = float(boundary)
-  check_scale("boundary", boundary)
-  if alpha.shape.rank != 2:
-    raise ValueError("alpha must be a 2-D tensor "
-                     f"{'[H, D*D]' if two_d else '[channels, D]'}, got shape "
-                     f"{alpha.shape}")
+def _composite_prologue(x, alpha, boundary, gamma, kernel, axis, two_d):
+  """Checked inputs of a composite or portable form: (x, alpha, boundary,
+  gamma, D) with the float32 attributes as the op rounds them and gamma
+  derived as the op derives it. Bad inputs raise what the fused op raises."""
+  x, alpha = _op_wrappers.coerce_inputs(x, alpha, "alpha", "KAF")
+  attrs = dict(boundary=float(boundary), axis=int(axis),
+               **_gamma_kwargs(gamma))
+  if two_d:
+    _op_wrappers.check_like_op("tfkaf_kaf2d", [x, alpha], **attrs)
+  else:
+    _op_wrappers.check_like_op("tfkaf_kaf", [x, alpha], kernel=kernel,
+                               **attrs)
   width = alpha.shape[-1]
   if width is None:
     raise ValueError("the composite KAF needs alpha's number of centres "
                      "(alpha.shape[1]) to be known statically")
-  if two_d:
-    side = int(round(math.sqrt(width)))
-    if side * side != width or side < 2:
-      raise ValueError("alpha's second dimension must be a perfect square "
-                       f"D*D with D >= 2, got {width}")
-  else:
-    side = width
-    if side < 2:
-      raise ValueError(f"alpha must have D >= 2 columns, got D = {side}")
-  if gamma is None:
-    gamma = (default_gamma_2d if two_d else default_gamma)(boundary, side)
-  gamma = float(gamma)
-  check_scale("gamma", gamma)
-  # The ops' attributes are float32: round alike so that both forms (and
-  # jit_compile=True, which uses this one) give the same numbers.
-  return x, alpha, _f32(boundary), _f32(gamma), side
+  side = int(round(math.sqrt(width))) if two_d else width
+  return (x, alpha, _f32(boundary), _gamma_value(gamma, boundary, side, two_d),
+          side)
 
 
-def _f32(value):
-  return float(np.float32(value))
+def _gamma_value(gamma, boundary, side, two_d):
+  """gamma as the op uses it: the float32 attribute, or derived in double
+  from the float32 boundary (rounded once to the compute dtype on use)."""
+  if gamma is not None and not _derives_gamma(gamma):
+    return _f32(gamma)
+  return (default_gamma_2d if two_d else default_gamma)(_f32(boundary), side)
 
 
 def _kernel_values(t, kernel, gamma):
@@ -318,9 +268,8 @@ def _kernel_derivative(t, kernel, gamma):
 def kaf_composite(x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
                   axis=-1):
   """`kaf` as composite TF ops: expands x to [..., C, D] (the reference)."""
-  _check_kernel(kernel)
   x, alpha, boundary, gamma, side = _composite_prologue(
-      x, alpha, boundary, gamma, two_d=False)
+      x, alpha, boundary, gamma, kernel, axis, two_d=False)
   dtype = x.dtype
   compute = _compute_dtype(dtype)
   xt, inverse = _channels_last(tf.cast(x, compute), axis)
@@ -339,7 +288,7 @@ def _grid_2d(boundary, side, dtype):
 def kaf2d_composite(x, alpha, boundary=3.0, gamma=None, axis=-1):
   """`kaf2d` as composite TF ops: expands to [..., H, D*D] (the reference)."""
   x, alpha, boundary, gamma, side = _composite_prologue(
-      x, alpha, boundary, gamma, two_d=True)
+      x, alpha, boundary, gamma, "gaussian", axis, two_d=True)
   dtype = x.dtype
   compute = _compute_dtype(dtype)
   xt, inverse = _channels_last(tf.cast(x, compute), axis)
@@ -353,10 +302,6 @@ def kaf2d_composite(x, alpha, boundary=3.0, gamma=None, axis=-1):
 
 def _split_pairs(xt, axis=-1):
   """(x1, x2): channel j and channel j + H of the 2H channels along axis."""
-  channels = xt.shape[axis]
-  if channels is not None and channels % 2:
-    raise ValueError("2D-KAF needs an even number of channels (2H, channel j "
-                     f"paired with channel j+H), got {channels}")
   return tf.split(xt, 2, axis=axis)
 
 
@@ -377,11 +322,11 @@ def _leading(centres, rank):
   return tf.reshape(centres, [-1] + [1] * rank)
 
 
-def _portable_start(x, alpha, boundary, gamma, axis, two_d):
+def _portable_start(x, alpha, boundary, gamma, kernel, axis, two_d):
   """Checked inputs: (x and alpha in the compute dtype, x's dtype, boundary,
   gamma, D, rank, axis)."""
   x, alpha, boundary, gamma, side = _composite_prologue(
-      x, alpha, boundary, gamma, two_d=two_d)
+      x, alpha, boundary, gamma, kernel, axis, two_d=two_d)
   axis = _static_axis(x, int(axis), "portable")
   compute = _compute_dtype(x.dtype)
   return (tf.cast(x, compute), tf.cast(alpha, compute), x.dtype, boundary,
@@ -401,9 +346,8 @@ def kaf_portable(x, alpha, boundary=3.0, kernel="gaussian", gamma=None,
   (alpha is reshaped to broadcast against it instead). Every op is a LiteRT
   builtin and converts to ONNX.
   """
-  _check_kernel(kernel)
   x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
-      x, alpha, boundary, gamma, axis, two_d=False)
+      x, alpha, boundary, gamma, kernel, axis, two_d=False)
   centres = _centres(boundary, side, x.dtype)
   expanded = tf.expand_dims(x, 0)
   y = None
@@ -427,7 +371,7 @@ def kaf2d_portable(x, alpha, boundary=3.0, gamma=None, axis=-1):
   intermediate is [D, ..., H, ...] (the reference form builds [..., H, D*D]).
   """
   x, alpha, dtype, boundary, gamma, side, rank, axis = _portable_start(
-      x, alpha, boundary, gamma, axis, two_d=True)
+      x, alpha, boundary, gamma, "gaussian", axis, two_d=True)
   x1, x2 = _split_pairs(x, axis)
   centres = _leading(_centres(boundary, side, x.dtype), rank)
   e1 = tf.exp(-gamma * tf.square(tf.expand_dims(x1, 0) - centres))
@@ -528,7 +472,9 @@ def _kaf_grad_gradient(op, ddx, ddalpha):
   return _second_order(
       op, (ddx, ddalpha),
       lambda dy, x, alpha: _kaf_grad_composite(
-          dy, x, alpha, a["boundary"], a["kernel"], a["gamma"], a["axis"]))
+          dy, x, alpha, a["boundary"], a["kernel"],
+          _gamma_value(a["gamma"], a["boundary"], alpha.shape[-1], False),
+          a["axis"]))
 
 
 @tf.RegisterGradient("Tfkaf>Kaf2dGrad")
@@ -537,4 +483,7 @@ def _kaf2d_grad_gradient(op, ddx, ddalpha):
   return _second_order(
       op, (ddx, ddalpha),
       lambda dy, x, alpha: _kaf2d_grad_composite(
-          dy, x, alpha, a["boundary"], a["gamma"], a["axis"]))
+          dy, x, alpha, a["boundary"],
+          _gamma_value(a["gamma"], a["boundary"],
+                       int(round(math.sqrt(alpha.shape[-1]))), True),
+          a["axis"]))

@@ -34,12 +34,11 @@ Inside `tfkaf.portable()`, `linear_spline` traces to `linear_spline_portable`
 (standard TF ops for inference: LiteRT builtins, ONNX-convertible).
 """
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
 from tfkaf import _loader
+from tfkaf import _op_wrappers
 from tfkaf import _portable
 from tfkaf._xla import in_xla_context
 
@@ -48,7 +47,7 @@ __all__ = ["linear_spline", "linear_spline_composite",
 
 _FORWARD_OP = "Tfkaf>LinearSpline"
 _GRAD_OP = "Tfkaf>LinearSplineGrad"
-_HALF_TYPES = (tf.float16, tf.bfloat16)
+_compute_dtype = _op_wrappers.compute_dtype
 
 
 def _grid_range(x_min, x_max):
@@ -61,33 +60,21 @@ def _grid_range(x_min, x_max):
     raise ValueError(
         f"x_min and x_max must be numbers, got {x_min!r} and {x_max!r}"
     ) from error
-  if not (math.isfinite(lo) and math.isfinite(hi)):
-    raise ValueError(
-        f"x_min and x_max must be finite (in float32), got x_min = {x_min} "
-        f"and x_max = {x_max}")
-  if not lo < hi:
-    raise ValueError(
-        f"x_min must be less than x_max, got x_min = {x_min} and "
-        f"x_max = {x_max}")
+  # A bad grid is known from the arguments alone: ValueError in every mode,
+  # with the op's own rule and message.
+  message = _op_wrappers.attr_error("tfkaf_linear_spline", x_min=lo,
+                                    x_max=hi)
+  if message is not None:
+    raise ValueError(message)
   return lo, hi
 
 
 def _inputs(x, coefficients):
-  """Tensors for x and coefficients; plain Python / NumPy coefficients take
-  x's dtype, tensors must already have it (as for TensorFlow's own ops)."""
-  x = tf.convert_to_tensor(x, dtype_hint=tf.float32)
-  plain = isinstance(coefficients, (np.ndarray, np.generic, list, tuple,
-                                    float, int))
-  coefficients = tf.convert_to_tensor(coefficients, dtype_hint=x.dtype)
-  if coefficients.dtype != x.dtype:
-    if not plain:
-      raise TypeError(
-          f"coefficients must have the dtype of x ({x.dtype.name}), got "
-          f"{coefficients.dtype.name}: cast one of them first")
-    coefficients = tf.cast(coefficients, x.dtype)
-  return x, coefficients
+  return _op_wrappers.coerce_inputs(x, coefficients, "coefficients",
+                                    "linear spline")
 
 
+@_op_wrappers.no_autograph
 def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
   """Learnable linear spline activation, one spline per channel (fused op).
 
@@ -96,7 +83,8 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
   docstring; Bohra et al. 2020). Linear extrapolation outside the grid.
 
   Args:
-    x: tensor of rank >= 1, float16, bfloat16, float32 or float64.
+    x: tensor of rank >= 1, float16, bfloat16, float32 or float64 (integer
+      x is cast to float32).
     coefficients: [C, K], C = x.shape[axis], K >= 2: the values of the spline
       at the knots x_min + k T; a tensor of x's dtype (Python / NumPy values
       are converted to it).
@@ -111,9 +99,10 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
     `tfkaf.portable()`, the portable form.
 
   Raises:
-    TypeError: coefficients of another dtype than x, or an unsupported dtype.
+    TypeError: coefficients of another dtype than x, or complex x.
     ValueError: bad x_min / x_max, or shapes known to be wrong while tracing.
-    tf.errors.InvalidArgumentError: shapes found wrong at run time.
+    tf.errors.InvalidArgumentError: shapes wrong when executing eagerly or
+      found wrong at run time.
   """
   lo, hi = _grid_range(x_min, x_max)
   with tf.name_scope(name or "linear_spline"):
@@ -126,34 +115,15 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
         x, coefficients, x_min=lo, x_max=hi, axis=axis)
 
 
-def _static_checks(x, coefficients, axis):
-  """Validates what is known statically; returns the normalised axis."""
+def _static_checks(x, coefficients, lo, hi, axis):
+  """Raises what the fused op raises for these inputs; returns (rank, the
+  normalised axis). The composite and portable forms need x's rank."""
+  _op_wrappers.check_like_op("tfkaf_linear_spline", [x, coefficients],
+                             x_min=lo, x_max=hi, axis=int(axis))
   rank = x.shape.rank
   if rank is None:
     raise ValueError("linear_spline_composite needs x of known rank")
-  if rank < 1:
-    raise ValueError(
-        f"x must have rank >= 1 (a channel axis is needed), got rank {rank}")
-  if not -rank <= axis < rank:
-    raise ValueError(
-        f"axis {axis} is out of range for x of rank {rank} (expected "
-        f"{-rank} <= axis < {rank})")
-  axis = axis % rank
-  if coefficients.shape.rank != 2:
-    raise ValueError(
-        "coefficients must be a rank-2 tensor [channels, knots], got shape "
-        f"{coefficients.shape}")
-  channels, knots = coefficients.shape
-  if knots is not None and knots < 2:
-    raise ValueError(
-        f"coefficients must have at least 2 knots (columns), got {knots}")
-  if (channels is not None and x.shape[axis] is not None
-      and channels != x.shape[axis]):
-    raise ValueError(
-        f"coefficients has {channels} channels (rows) but x has "
-        f"{x.shape[axis]} channels along axis {axis} (x shape {x.shape}, "
-        f"coefficients shape {coefficients.shape})")
-  return rank, axis
+  return rank, axis % rank
 
 
 def _segments(t, knots):
@@ -188,9 +158,9 @@ def linear_spline_composite(x, coefficients, x_min, x_max, axis=-1):
   """
   lo, hi = _grid_range(x_min, x_max)
   x, coefficients = _inputs(x, coefficients)
-  rank, axis = _static_checks(x, coefficients, axis)
+  rank, axis = _static_checks(x, coefficients, lo, hi, axis)
   dtype = x.dtype
-  compute = tf.float32 if dtype in _HALF_TYPES else dtype
+  compute = _compute_dtype(dtype)
   xc = tf.cast(x, compute)
   cc = tf.cast(coefficients, compute)
   shape = tf.shape(cc, out_type=tf.int64)
@@ -219,14 +189,14 @@ def linear_spline_portable(x, coefficients, x_min, x_max, axis=-1):
   """
   lo, hi = _grid_range(x_min, x_max)
   x, coefficients = _inputs(x, coefficients)
-  rank, axis = _static_checks(x, coefficients, axis)
+  rank, axis = _static_checks(x, coefficients, lo, hi, axis)
   channels, knots = coefficients.shape
   if channels is None or knots is None:
     raise ValueError("linear_spline_portable needs the shape of the "
                      "coefficients [channels, knots] known while tracing, "
                      f"got {coefficients.shape}")
   dtype = x.dtype
-  compute = tf.float32 if dtype in _HALF_TYPES else dtype
+  compute = _compute_dtype(dtype)
   t = ((tf.cast(x, compute) - tf.constant(lo, compute))
        * tf.constant((knots - 1.0) / (hi - lo), compute))
   i = _portable_segment_index(t, knots)
@@ -288,7 +258,7 @@ def _segment_histogram(weights, x, coefficients, x_min, x_max, axis):
                      "known rank")
   axis = axis % rank
   dtype = x.dtype
-  compute = tf.float32 if dtype in _HALF_TYPES else dtype
+  compute = _compute_dtype(dtype)
   shape = tf.shape(coefficients, out_type=tf.int64)
   channels, knots = shape[0], shape[1]
   scale = tf.cast((tf.cast(knots, tf.float64) - 1.0) / (x_max - x_min),

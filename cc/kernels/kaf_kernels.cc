@@ -1,11 +1,10 @@
 // OpKernels of Tfkaf>Kaf, Tfkaf>KafGrad, Tfkaf>Kaf2d and Tfkaf>Kaf2dGrad
 // (ops in cc/ops/kaf_ops.cc, functors in kaf_kernels.h): attribute and input
-// validation, output allocation, and dispatch to the CPU functors
-// (kaf_cpu.cc) or, when built with CUDA, the GPU functors
-// (kaf_kernels.cu.cc).
+// validation (the rules of cc/rules/kaf_rules.h), output allocation, and
+// dispatch to the CPU functors (kaf_cpu.cc) or, when built with CUDA, the GPU
+// functors (kaf_kernels.cu.cc).
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <type_traits>
 #include <string>
@@ -14,6 +13,7 @@
 #include "cc/kernels/common.h"
 #include "cc/kernels/kaf_kernels.h"
 #include "cc/kernels/op_util.h"
+#include "cc/rules/kaf_rules.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -48,83 +48,31 @@ absl::Status ParseKernel(const std::string& name, KafKernel* kernel) {
   return absl::OkStatus();
 }
 
-// Reads and validates the attributes shared by all four ops.
-absl::Status ReadAttrs(OpKernelConstruction* context, bool has_kernel,
-                       KafConfig* config, int* axis) {
-  float boundary = 0.f;
-  float gamma = 0.f;
-  TF_RETURN_IF_ERROR(context->GetAttr("boundary", &boundary));
-  TF_RETURN_IF_ERROR(context->GetAttr("gamma", &gamma));
-  TF_RETURN_IF_ERROR(context->GetAttr("axis", axis));
-  TF_RETURN_IF_ERROR(CheckKafScale("boundary", boundary));
-  TF_RETURN_IF_ERROR(CheckKafScale("gamma", gamma));
-  config->boundary = boundary;
-  config->gamma = gamma;
-  config->kernel = KafKernel::kGaussian;
-  if (has_kernel) {
-    std::string kernel;
-    TF_RETURN_IF_ERROR(context->GetAttr("kernel", &kernel));
-    TF_RETURN_IF_ERROR(ParseKernel(kernel, &config->kernel));
-  }
-  return absl::OkStatus();
+// Reads the attributes shared by all four ops and checks them at once.
+absl::Status ReadAttrs(OpKernelConstruction* context, bool two_d,
+                       KafAttrs* attrs, KafKernel* kernel) {
+  TF_RETURN_IF_ERROR(context->GetAttr("boundary", &attrs->boundary));
+  TF_RETURN_IF_ERROR(context->GetAttr("gamma", &attrs->gamma));
+  TF_RETURN_IF_ERROR(context->GetAttr("axis", &attrs->axis));
+  attrs->two_d = two_d;
+  TF_RETURN_IF_ERROR(StatusOf(CheckKafAttrs(*attrs)));
+  *kernel = KafKernel::kGaussian;
+  if (two_d) return absl::OkStatus();
+  std::string name;
+  TF_RETURN_IF_ERROR(context->GetAttr("kernel", &name));
+  return ParseKernel(name, kernel);
 }
 
-// Validates x and alpha; fills config->layout and config->num_centres and
-// the output shape.
-absl::Status ValidateInputs(const TensorShape& x, const TensorShape& alpha,
-                            int axis, bool two_d, KafConfig* config,
-                            TensorShape* y_shape) {
-  ChannelLayout layout;
-  TF_RETURN_IF_ERROR(ChannelLayoutOf(x, axis, &layout));
-  if (alpha.dims() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "alpha must be a 2-D tensor ", two_d ? "[H, D*D]" : "[channels, D]",
-        ", got shape ", alpha.DebugString()));
-  }
-  int64 rows = layout.channels;
-  if (two_d) {
-    if (layout.channels % 2 != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "2D-KAF needs an even number of channels (2H, channel j paired with "
-          "channel j+H) along axis ",
-          axis, ", got ", layout.channels, " (x shape ", x.DebugString(),
-          ")"));
-    }
-    rows = layout.channels / 2;
-  }
-  if (alpha.dim_size(0) != rows) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "channel count mismatch: alpha has ", alpha.dim_size(0),
-        " rows but x has ", layout.channels, " channels along axis ", axis,
-        two_d ? absl::StrCat(" (alpha needs one row per channel pair, H = ",
-                             rows, ")")
-              : std::string(),
-        " (x shape ", x.DebugString(), ", alpha shape ", alpha.DebugString(),
-        ")"));
-  }
-  int64 D = alpha.dim_size(1);
-  if (two_d) {
-    const int64 n = D;
-    D = static_cast<int64>(std::llround(std::sqrt(static_cast<double>(n))));
-    if (D * D != n || D < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "alpha's second dimension must be a perfect square D*D with D >= 2 "
-          "(a D x D grid of centres), got ",
-          n));
-    }
-  } else if (D < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "alpha must have D >= 2 columns (dictionary centres), got D = ", D));
-  }
-  config->layout = layout;
-  config->num_centres = D;
-  *y_shape = x;
-  if (two_d) {
-    int channel_axis = 0;
-    TF_RETURN_IF_ERROR(NormalizeAxis(axis, x.dims(), &channel_axis));
-    y_shape->set_dim(channel_axis, rows);
-  }
-  return absl::OkStatus();
+// The functors' configuration from the rule's facts (the real shapes).
+KafConfig ConfigOf(const KafAttrs& attrs, KafKernel kernel,
+                   const KafFacts& facts) {
+  KafConfig config;
+  config.layout = facts.layout;
+  config.num_centres = facts.num_centres;
+  config.boundary = attrs.boundary;
+  config.gamma = facts.gamma;
+  config.kernel = kernel;
+  return config;
 }
 
 KafParallelFor CpuParallelFor(OpKernelContext* context) {
@@ -139,29 +87,29 @@ template <typename Device, typename T, bool kTwoD>
 class KafOp : public OpKernel {
  public:
   explicit KafOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, !kTwoD, &config_, &axis_));
+    OP_REQUIRES_OK(context, ReadAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& x = context->input(0);
     const Tensor& alpha = context->input(1);
-    KafConfig config = config_;
-    TensorShape y_shape;
-    OP_REQUIRES_OK(context, ValidateInputs(x.shape(), alpha.shape(), axis_,
-                                           kTwoD, &config, &y_shape));
+    KafFacts facts;
+    OP_REQUIRES_OK(context, StatusOf(CheckKaf(attrs_, DimsOf(x.shape()),
+                                              DimsOf(alpha.shape()), &facts)));
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, y_shape, &y));
+    OP_REQUIRES_OK(context, context->allocate_output(
+                                0, TensorShapeOf(facts.y), &y));
     if (y->NumElements() == 0) return;
-    Launch(context, config, x.flat<T>().data(), alpha.flat<T>().data(),
-           y->flat<T>().data());
+    Launch(context, ConfigOf(attrs_, kernel_, facts), x.flat<T>().data(),
+           alpha.flat<T>().data(), y->flat<T>().data());
   }
 
  private:
   void Launch(OpKernelContext* context, const KafConfig& config, const T* x,
               const T* alpha, T* y);
 
-  KafConfig config_;
-  int axis_ = -1;
+  KafAttrs attrs_;
+  KafKernel kernel_ = KafKernel::kGaussian;
 };
 
 // Backward: KafGrad and Kaf2dGrad, inputs (dy, x, alpha).
@@ -169,23 +117,18 @@ template <typename Device, typename T, bool kTwoD>
 class KafGradOp : public OpKernel {
  public:
   explicit KafGradOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, !kTwoD, &config_, &axis_));
+    OP_REQUIRES_OK(context, ReadAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& dy = context->input(0);
     const Tensor& x = context->input(1);
     const Tensor& alpha = context->input(2);
-    KafConfig config = config_;
-    TensorShape y_shape;
-    OP_REQUIRES_OK(context, ValidateInputs(x.shape(), alpha.shape(), axis_,
-                                           kTwoD, &config, &y_shape));
-    OP_REQUIRES(context, dy.shape() == y_shape,
-                absl::InvalidArgumentError(absl::StrCat(
-                    "dy must have the shape of the ",
-                    kTwoD ? "2D-KAF" : "KAF", " output ",
-                    y_shape.DebugString(), ", got ",
-                    dy.shape().DebugString())));
+    KafFacts facts;
+    OP_REQUIRES_OK(context, StatusOf(CheckKafGrad(
+                                attrs_, DimsOf(dy.shape()), DimsOf(x.shape()),
+                                DimsOf(alpha.shape()), &facts)));
+    const KafConfig config = ConfigOf(attrs_, kernel_, facts);
     Tensor* dx = nullptr;
     Tensor* dalpha = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
@@ -200,8 +143,8 @@ class KafGradOp : public OpKernel {
   void Launch(OpKernelContext* context, const KafConfig& config, const T* dy,
               const T* x, const T* alpha, T* dx, T* dalpha);
 
-  KafConfig config_;
-  int axis_ = -1;
+  KafAttrs attrs_;
+  KafKernel kernel_ = KafKernel::kGaussian;
 };
 
 // CPU launches.

@@ -1,69 +1,51 @@
 #include "cc/kernels/op_util.h"
 
-#include <cmath>
-#include <limits>
+#include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/platform/threadpool.h"
 #include "xla/stream_executor/stream.h"
 
 namespace tfkaf {
 
-absl::Status NormalizeAxis(int axis, int rank, int* normalized,
-                           const char* tensor) {
-  if (rank < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(tensor, " must have rank >= 1 (a channel axis is needed), "
-                     "got rank ", rank));
-  }
-  if (axis < -rank || axis >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("axis ", axis, " is out of range for ", tensor,
-                     " of rank ", rank,
-                     " (expected ", -rank, " <= axis < ", rank, ")"));
-  }
-  *normalized = axis < 0 ? axis + rank : axis;
-  return absl::OkStatus();
+Dims DimsOf(const tensorflow::TensorShape& shape) {
+  Dims dims = Dims::Known({});
+  for (int d = 0; d < shape.dims(); ++d) dims.sizes.push_back(shape.dim_size(d));
+  return dims;
 }
 
-absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
-                             ChannelLayout* layout) {
-  int channel_axis = 0;
-  absl::Status status = NormalizeAxis(axis, shape.dims(), &channel_axis);
-  if (!status.ok()) return status;
-  ChannelLayout result;
-  for (int d = 0; d < channel_axis; ++d) result.outer *= shape.dim_size(d);
-  result.channels = shape.dim_size(channel_axis);
-  for (int d = channel_axis + 1; d < shape.dims(); ++d) {
-    result.inner *= shape.dim_size(d);
+Dims DimsOf(tensorflow::shape_inference::InferenceContext* context,
+            tensorflow::shape_inference::ShapeHandle shape) {
+  if (!context->RankKnown(shape)) return Dims::UnknownRank();
+  Dims dims = Dims::Known({});
+  for (int d = 0; d < context->Rank(shape); ++d) {
+    auto dim = context->Dim(shape, d);
+    dims.sizes.push_back(context->ValueKnown(dim) ? context->Value(dim)
+                                                  : kUnknownDim);
   }
-  *layout = result;
-  return absl::OkStatus();
+  return dims;
 }
 
-absl::Status CheckKafScale(const char* name, float value) {
-  constexpr float kSmallestNormal = std::numeric_limits<float>::min();
-  if (!(std::isfinite(value) && value >= kSmallestNormal)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, " must be a positive finite number of at least ",
-        kSmallestNormal, " (the smallest normal float32), got ", value));
+tensorflow::shape_inference::ShapeHandle ShapeOf(
+    tensorflow::shape_inference::InferenceContext* context, const Dims& dims) {
+  if (!dims.rank_known) return context->UnknownShape();
+  std::vector<tensorflow::shape_inference::DimensionHandle> handles;
+  for (int64 size : dims.sizes) {
+    handles.push_back(size == kUnknownDim ? context->UnknownDim()
+                                          : context->MakeDim(size));
   }
-  return absl::OkStatus();
+  return context->MakeShape(handles);
 }
 
-absl::Status CheckSplineGrid(float x_min, float x_max) {
-  if (!std::isfinite(x_min) || !std::isfinite(x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min and x_max must be finite, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
-  if (!(x_min < x_max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("x_min must be less than x_max, got x_min = ", x_min,
-                     " and x_max = ", x_max));
-  }
-  return absl::OkStatus();
+tensorflow::TensorShape TensorShapeOf(const Dims& dims) {
+  tensorflow::TensorShape shape;
+  for (int64 size : dims.sizes) shape.AddDim(size);
+  return shape;
+}
+
+absl::Status StatusOf(const Verdict& verdict) {
+  if (verdict.ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(verdict.message());
 }
 
 void ParallelFor(tensorflow::OpKernelContext* context, int64 units,

@@ -7,28 +7,25 @@
 #include <string>
 
 #include "cc/kernels/common.h"
+#include "cc/rules/verdict.h"
 #include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/framework/types.h"
 
 namespace tfkaf {
 
-// Checks rank >= 1 and -rank <= axis < rank; fills the [outer, C, inner] view.
-absl::Status ChannelLayoutOf(const tensorflow::TensorShape& shape, int axis,
-                             ChannelLayout* layout);
+// Shapes for the TensorFlow-free rules (cc/rules): a kernel's real shape, a
+// shape function's partial one, and back.
+Dims DimsOf(const tensorflow::TensorShape& shape);
+Dims DimsOf(tensorflow::shape_inference::InferenceContext* context,
+            tensorflow::shape_inference::ShapeHandle shape);
+tensorflow::shape_inference::ShapeHandle ShapeOf(
+    tensorflow::shape_inference::InferenceContext* context, const Dims& dims);
+tensorflow::TensorShape TensorShapeOf(const Dims& dims);  // fully known dims
 
-// Same axis rule, for shape functions and error messages; `tensor` names the
-// tensor whose axis it is.
-absl::Status NormalizeAxis(int axis, int rank, int* normalized,
-                           const char* tensor = "x");
-
-// The KAF boundary and gamma rule: a positive, finite, normal float (the
-// CPU's flush-to-zero mode would turn a subnormal one into 0).
-absl::Status CheckKafScale(const char* name, float value);
-
-// The linear-spline grid rule (docs/design.md, section 3): finite x_min < x_max.
-// Used by the spline shape functions and kernels alike.
-absl::Status CheckSplineGrid(float x_min, float x_max);
+// A rule's verdict as a Status: OK, or InvalidArgument with its message.
+absl::Status StatusOf(const Verdict& verdict);
 
 // Runs fn(begin, end) over [0, units) on TensorFlow's intra-op thread pool.
 void ParallelFor(tensorflow::OpKernelContext* context, int64 units,

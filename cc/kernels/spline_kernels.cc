@@ -28,6 +28,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cc/kernels/op_util.h"
+#include "cc/rules/spline_rules.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -486,38 +487,16 @@ using tensorflow::TensorShape;
 struct CpuTag {};
 struct GpuTag {};
 
-// Checks every input of both ops; fills params on success.
-absl::Status ValidateSpline(const TensorShape& x_shape,
-                            const TensorShape& coefficients_shape,
-                            float x_min, float x_max, int axis,
-                            SplineParams* params) {
-  TF_RETURN_IF_ERROR(CheckSplineGrid(x_min, x_max));
-  ChannelLayout layout;
-  absl::Status status = ChannelLayoutOf(x_shape, axis, &layout);
-  if (!status.ok()) return status;
-  if (coefficients_shape.dims() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients must be a rank-2 tensor [channels, knots], got shape ",
-        coefficients_shape.DebugString()));
-  }
-  if (coefficients_shape.dim_size(0) != layout.channels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients has ", coefficients_shape.dim_size(0),
-        " channels (rows) but x has ", layout.channels,
-        " channels along axis ", axis, " (x shape ", x_shape.DebugString(),
-        ", coefficients shape ", coefficients_shape.DebugString(), ")"));
-  }
-  const int64 knots = coefficients_shape.dim_size(1);
-  if (knots < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients must have at least 2 knots (columns), got ", knots));
-  }
-  params->layout = layout;
-  params->knots = knots;
-  params->x_min = static_cast<double>(x_min);
-  params->scale = static_cast<double>(knots - 1) /
-                  (static_cast<double>(x_max) - static_cast<double>(x_min));
-  return absl::OkStatus();
+// The functors' parameters from the rule's facts (the real shapes).
+SplineParams ParamsOf(const SplineAttrs& attrs, const SplineFacts& facts) {
+  SplineParams params;
+  params.layout = facts.layout;
+  params.knots = facts.knots;
+  params.x_min = static_cast<double>(attrs.x_min);
+  params.scale =
+      static_cast<double>(facts.knots - 1) /
+      (static_cast<double>(attrs.x_max) - static_cast<double>(attrs.x_min));
+  return params;
 }
 
 SplineCpuDevice CpuDeviceOf(OpKernelContext* context) {
@@ -606,15 +585,13 @@ struct Launch<GpuTag, T> {
 class SplineOpBase : public OpKernel {
  public:
   explicit SplineOpBase(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, context->GetAttr("x_min", &x_min_));
-    OP_REQUIRES_OK(context, context->GetAttr("x_max", &x_max_));
-    OP_REQUIRES_OK(context, context->GetAttr("axis", &axis_));
+    OP_REQUIRES_OK(context, context->GetAttr("x_min", &attrs_.x_min));
+    OP_REQUIRES_OK(context, context->GetAttr("x_max", &attrs_.x_max));
+    OP_REQUIRES_OK(context, context->GetAttr("axis", &attrs_.axis));
   }
 
  protected:
-  float x_min_ = 0.0f;
-  float x_max_ = 1.0f;
-  int axis_ = -1;
+  SplineAttrs attrs_;
 };
 
 // Tfkaf>LinearSpline: (x, coefficients) -> y.
@@ -626,10 +603,11 @@ class LinearSplineOp : public SplineOpBase {
   void Compute(OpKernelContext* context) override {
     const Tensor& x = context->input(0);
     const Tensor& coefficients = context->input(1);
-    SplineParams params;
+    SplineFacts facts;
     OP_REQUIRES_OK(context,
-                   ValidateSpline(x.shape(), coefficients.shape(), x_min_,
-                                  x_max_, axis_, &params));
+                   StatusOf(CheckSpline(attrs_, DimsOf(x.shape()),
+                                        DimsOf(coefficients.shape()), &facts)));
+    const SplineParams params = ParamsOf(attrs_, facts);
     // y may take x's buffer when nothing else holds it: every element is
     // read before it is written, by the same thread.
     Tensor* y = nullptr;
@@ -655,15 +633,11 @@ class LinearSplineGradOp : public SplineOpBase {
     const Tensor& dy = context->input(0);
     const Tensor& x = context->input(1);
     const Tensor& coefficients = context->input(2);
-    SplineParams params;
-    OP_REQUIRES_OK(context,
-                   ValidateSpline(x.shape(), coefficients.shape(), x_min_,
-                                  x_max_, axis_, &params));
-    OP_REQUIRES(context, dy.shape() == x.shape(),
-                absl::InvalidArgumentError(absl::StrCat(
-                    "dy must have the same shape as x, got dy shape ",
-                    dy.shape().DebugString(), " and x shape ",
-                    x.shape().DebugString())));
+    SplineFacts facts;
+    OP_REQUIRES_OK(context, StatusOf(CheckSplineGrad(
+                                attrs_, DimsOf(dy.shape()), DimsOf(x.shape()),
+                                DimsOf(coefficients.shape()), &facts)));
+    SplineParams params = ParamsOf(attrs_, facts);
     params.deterministic = tensorflow::OpDeterminismRequired();
     // dx may take dy's (or x's) buffer, as ReluGrad does: each element of dy
     // and x is read before dx is written there, by the same thread (on the

@@ -1,163 +1,55 @@
 // Op registrations for the Kernel Activation Function (KAF) and 2D-KAF
 // (docs/design.md, sections 1 and 2): Tfkaf>Kaf, Tfkaf>KafGrad, Tfkaf>Kaf2d and
-// Tfkaf>Kaf2dGrad, with shape functions that reject what is already known to
-// be wrong at graph construction (the kernels validate everything again).
+// Tfkaf>Kaf2dGrad. The shape functions run the rules of cc/rules/kaf_rules.h
+// on what is known at graph construction; the kernels run them again on the
+// real shapes.
 
-#include <cmath>
-#include <string>
-
-#include "absl/strings/str_cat.h"
 #include "cc/kernels/op_util.h"
-#include "tensorflow/core/framework/common_shape_fns.h"
+#include "cc/rules/kaf_rules.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
 namespace tfkaf {
 namespace {
 
-using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 
-absl::Status CheckScalarAttrs(InferenceContext* c) {
-  float boundary = 0.f;
-  float gamma = 0.f;
-  TF_RETURN_IF_ERROR(c->GetAttr("boundary", &boundary));
-  TF_RETURN_IF_ERROR(c->GetAttr("gamma", &gamma));
-  TF_RETURN_IF_ERROR(CheckKafScale("boundary", boundary));
-  return CheckKafScale("gamma", gamma);
-}
-
-// Validates x against alpha where the shapes are known; sets *channel_axis to
-// the normalised axis (or -1 if x's rank is unknown).
-absl::Status CheckKafShapes(InferenceContext* c, int x_index,
-                            ShapeHandle* alpha, bool two_d,
-                            int* channel_axis) {
-  const ShapeHandle x = c->input(x_index);
-  const ShapeHandle alpha_in = c->input(x_index + 1);
-  TF_RETURN_IF_ERROR(CheckScalarAttrs(c));
-  int axis = -1;
-  TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
-  absl::Status rank_status = c->WithRank(alpha_in, 2, alpha);
-  if (!rank_status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("alpha must be a 2-D tensor ",
-                     two_d ? "[H, D*D]" : "[channels, D]", ", got shape ",
-                     c->DebugString(alpha_in)));
-  }
-  *channel_axis = -1;
-  if (c->RankKnown(x)) {
-    const int rank = c->Rank(x);
-    TF_RETURN_IF_ERROR(NormalizeAxis(axis, rank, channel_axis));
-    DimensionHandle channels = c->Dim(x, *channel_axis);
-    DimensionHandle rows = c->Dim(*alpha, 0);
-    if (c->ValueKnown(channels)) {
-      int64 expected_rows = c->Value(channels);
-      if (two_d) {
-        if (expected_rows % 2 != 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "2D-KAF needs an even number of channels (2H, channel j paired "
-              "with channel j+H) along axis ",
-              axis, ", got ", expected_rows, " (x shape ", c->DebugString(x),
-              ")"));
-        }
-        expected_rows /= 2;
-      }
-      if (c->ValueKnown(rows) && c->Value(rows) != expected_rows) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "channel count mismatch: alpha has ", c->Value(rows),
-            " rows but x has ", c->Value(channels), " channels along axis ",
-            axis, two_d ? " (alpha needs one row per channel pair, H = " : "",
-            two_d ? absl::StrCat(expected_rows, ")") : std::string(),
-            " (x shape ", c->DebugString(x), ", alpha shape ",
-            c->DebugString(*alpha), ")"));
-      }
-    }
-  }
-  DimensionHandle centres = c->Dim(*alpha, 1);
-  if (c->ValueKnown(centres)) {
-    const int64 n = c->Value(centres);
-    if (two_d) {
-      int64 d = static_cast<int64>(std::llround(std::sqrt(double(n))));
-      if (d * d != n || d < 2) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "alpha's second dimension must be a perfect square D*D with D >= "
-            "2 (a D x D grid of centres), got ",
-            n));
-      }
-    } else if (n < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "alpha must have D >= 2 columns (dictionary centres), got D = ", n));
-    }
-  }
+absl::Status ReadKafAttrs(InferenceContext* c, bool two_d, KafAttrs* attrs) {
+  TF_RETURN_IF_ERROR(c->GetAttr("boundary", &attrs->boundary));
+  TF_RETURN_IF_ERROR(c->GetAttr("gamma", &attrs->gamma));
+  TF_RETURN_IF_ERROR(c->GetAttr("axis", &attrs->axis));
+  attrs->two_d = two_d;
   return absl::OkStatus();
 }
 
+// Kaf and Kaf2d: inputs (x, alpha).
+template <bool kTwoD>
 absl::Status KafShape(InferenceContext* c) {
-  ShapeHandle alpha;
-  int channel_axis;
-  TF_RETURN_IF_ERROR(CheckKafShapes(c, 0, &alpha, false,
-                                    &channel_axis));
-  c->set_output(0, c->input(0));
+  KafAttrs attrs;
+  TF_RETURN_IF_ERROR(ReadKafAttrs(c, kTwoD, &attrs));
+  KafFacts facts;
+  TF_RETURN_IF_ERROR(StatusOf(CheckKaf(attrs, DimsOf(c, c->input(0)),
+                                       DimsOf(c, c->input(1)), &facts)));
+  c->set_output(0, kTwoD ? ShapeOf(c, facts.y) : c->input(0));
   return absl::OkStatus();
 }
 
+// KafGrad and Kaf2dGrad: inputs (dy, x, alpha), outputs (dx, dalpha).
+template <bool kTwoD>
 absl::Status KafGradShape(InferenceContext* c) {
+  KafAttrs attrs;
+  TF_RETURN_IF_ERROR(ReadKafAttrs(c, kTwoD, &attrs));
+  KafFacts facts;
+  TF_RETURN_IF_ERROR(StatusOf(CheckKafGrad(
+      attrs, DimsOf(c, c->input(0)), DimsOf(c, c->input(1)),
+      DimsOf(c, c->input(2)), &facts)));
+  ShapeHandle dx = c->input(1);
+  // For KAF, dy has x's shape: it may know what x's shape does not.
+  if (!kTwoD) TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(1), &dx));
   ShapeHandle alpha;
-  int channel_axis;
-  TF_RETURN_IF_ERROR(CheckKafShapes(c, 1, &alpha, false,
-                                    &channel_axis));
-  ShapeHandle dx;
-  absl::Status merged = c->Merge(c->input(0), c->input(1), &dx);
-  if (!merged.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dy must have the shape of the KAF output (= x's shape ",
-        c->DebugString(c->input(1)), "), got ", c->DebugString(c->input(0))));
-  }
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &alpha));
   c->set_output(0, dx);
-  c->set_output(1, alpha);
-  return absl::OkStatus();
-}
-
-// The 2D-KAF output: x with the channel dimension halved.
-absl::Status Kaf2dOutputShape(InferenceContext* c, ShapeHandle x,
-                              int channel_axis, ShapeHandle* out) {
-  if (channel_axis < 0) {
-    *out = c->UnknownShape();
-    return absl::OkStatus();
-  }
-  DimensionHandle channels = c->Dim(x, channel_axis);
-  DimensionHandle half = c->UnknownDim();
-  if (c->ValueKnown(channels)) half = c->MakeDim(c->Value(channels) / 2);
-  return c->ReplaceDim(x, channel_axis, half, out);
-}
-
-absl::Status Kaf2dShape(InferenceContext* c) {
-  ShapeHandle alpha;
-  int channel_axis;
-  TF_RETURN_IF_ERROR(CheckKafShapes(c, 0, &alpha, true,
-                                    &channel_axis));
-  ShapeHandle out;
-  TF_RETURN_IF_ERROR(Kaf2dOutputShape(c, c->input(0), channel_axis, &out));
-  c->set_output(0, out);
-  return absl::OkStatus();
-}
-
-absl::Status Kaf2dGradShape(InferenceContext* c) {
-  ShapeHandle alpha;
-  int channel_axis;
-  TF_RETURN_IF_ERROR(CheckKafShapes(c, 1, &alpha, true,
-                                    &channel_axis));
-  ShapeHandle y;
-  TF_RETURN_IF_ERROR(Kaf2dOutputShape(c, c->input(1), channel_axis, &y));
-  ShapeHandle unused;
-  if (!c->Merge(c->input(0), y, &unused).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dy must have the shape of the 2D-KAF output ", c->DebugString(y),
-        " (x's shape with the channel axis halved), got ",
-        c->DebugString(c->input(0))));
-  }
-  c->set_output(0, c->input(1));
   c->set_output(1, alpha);
   return absl::OkStatus();
 }
@@ -172,10 +64,10 @@ REGISTER_OP("Tfkaf>Kaf")
     .Output("y: T")
     .Attr(kTypeAttr)
     .Attr("boundary: float = 3.0")
-    .Attr("gamma: float")
+    .Attr("gamma: float = -1e30")
     .Attr("kernel: {'gaussian', 'relu', 'softplus'} = 'gaussian'")
     .Attr("axis: int = -1")
-    .SetShapeFn(KafShape)
+    .SetShapeFn(KafShape<false>)
     .Doc(R"doc(
 Kernel Activation Function (Scardapane et al., arXiv:1707.04035), fused.
 
@@ -189,8 +81,9 @@ x: input of rank >= 1 with C channels along `axis`.
 alpha: [C, D] mixing coefficients, D >= 2.
 y: same shape and type as x.
 boundary: the dictionary spans [-boundary, boundary]; a normal float32 > 0.
-gamma: Gaussian kernel bandwidth, a normal float32 > 0 (the Python wrapper's default is
-  1 / (8 step^2), step = 2 boundary / (D - 1)); unused by relu/softplus.
+gamma: Gaussian kernel bandwidth, a normal float32 > 0; unused by relu/softplus.
+  The default, -1e30, derives it in the compute precision: 1 / (8 step^2),
+  step = 2 boundary / (D - 1).
 kernel: 'gaussian', 'relu' or 'softplus'.
 axis: the channel axis; negative values count from the end.
 )doc");
@@ -203,10 +96,10 @@ REGISTER_OP("Tfkaf>KafGrad")
     .Output("dalpha: T")
     .Attr(kTypeAttr)
     .Attr("boundary: float = 3.0")
-    .Attr("gamma: float")
+    .Attr("gamma: float = -1e30")
     .Attr("kernel: {'gaussian', 'relu', 'softplus'} = 'gaussian'")
     .Attr("axis: int = -1")
-    .SetShapeFn(KafGradShape)
+    .SetShapeFn(KafGradShape<false>)
     .Doc(R"doc(
 Gradient of Tfkaf>Kaf in one fused pass.
 
@@ -224,9 +117,9 @@ REGISTER_OP("Tfkaf>Kaf2d")
     .Output("y: T")
     .Attr(kTypeAttr)
     .Attr("boundary: float = 3.0")
-    .Attr("gamma: float")
+    .Attr("gamma: float = -1e30")
     .Attr("axis: int = -1")
-    .SetShapeFn(Kaf2dShape)
+    .SetShapeFn(KafShape<true>)
     .Doc(R"doc(
 2D Kernel Activation Function, fused.
 
@@ -239,8 +132,8 @@ x: input of rank >= 1 with an even channel count 2H along `axis`.
 alpha: [H, D*D] mixing coefficients, D >= 2.
 y: x's shape with H channels along `axis`.
 boundary: the grid spans [-boundary, boundary]^2; a normal float32 > 0.
-gamma: Gaussian bandwidth, a normal float32 > 0 (the Python wrapper's default is
-  1 / (4 step^2)).
+gamma: Gaussian bandwidth, a normal float32 > 0. The default, -1e30, derives
+  it in the compute precision: 1 / (4 step^2), step = 2 boundary / (D - 1).
 axis: the channel axis; negative values count from the end.
 )doc");
 
@@ -252,9 +145,9 @@ REGISTER_OP("Tfkaf>Kaf2dGrad")
     .Output("dalpha: T")
     .Attr(kTypeAttr)
     .Attr("boundary: float = 3.0")
-    .Attr("gamma: float")
+    .Attr("gamma: float = -1e30")
     .Attr("axis: int = -1")
-    .SetShapeFn(Kaf2dGradShape)
+    .SetShapeFn(KafGradShape<true>)
     .Doc(R"doc(
 Gradient of Tfkaf>Kaf2d in one fused pass.
 

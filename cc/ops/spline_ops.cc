@@ -2,82 +2,45 @@
 // al. 2020, "Learning activation functions in deep (spline) neural
 // networks"; Aziznejad et al. 2020, "Deep neural networks with trainable
 // activations and controlled Lipschitz constant"). docs/design.md, section 3.
+// The shape functions run the rules of cc/rules/spline_rules.h on what is
+// known at graph construction; the kernels run them again on the real shapes.
 
-#include "absl/strings/str_cat.h"
 #include "cc/kernels/op_util.h"
-#include "tensorflow/core/framework/common_shape_fns.h"
+#include "cc/rules/spline_rules.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
 namespace tfkaf {
 namespace {
 
-using tensorflow::shape_inference::DimensionHandle;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
-// Checks what is known at graph construction: the attrs, the ranks of x and
-// coefficients, the axis, K >= 2 and the channel count. `x_shape` is the
-// shape of x, or of a tensor that must have x's shape (named by `name`); the
-// output shape is set by the caller.
-absl::Status CheckSplineShapes(InferenceContext* c, ShapeHandle x_shape,
-                               ShapeHandle coefficients_shape,
-                               const char* name = "x") {
-  float x_min = 0.0f;
-  float x_max = 0.0f;
-  int axis = -1;
-  TF_RETURN_IF_ERROR(c->GetAttr("x_min", &x_min));
-  TF_RETURN_IF_ERROR(c->GetAttr("x_max", &x_max));
-  TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
-  TF_RETURN_IF_ERROR(CheckSplineGrid(x_min, x_max));
-  if (c->RankKnown(coefficients_shape) && c->Rank(coefficients_shape) != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients must be a rank-2 tensor [channels, knots], got shape ",
-        c->DebugString(coefficients_shape)));
-  }
-  ShapeHandle coefficients;
-  TF_RETURN_IF_ERROR(c->WithRank(coefficients_shape, 2, &coefficients));
-  DimensionHandle knots = c->Dim(coefficients, 1);
-  if (c->ValueKnown(knots) && c->Value(knots) < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients must have at least 2 knots (columns), got ",
-        c->Value(knots)));
-  }
-  if (!c->RankKnown(x_shape)) return absl::OkStatus();
-  int channel_axis = 0;
-  TF_RETURN_IF_ERROR(
-      NormalizeAxis(axis, c->Rank(x_shape), &channel_axis, name));
-  DimensionHandle channels = c->Dim(x_shape, channel_axis);
-  DimensionHandle rows = c->Dim(coefficients, 0);
-  if (c->ValueKnown(channels) && c->ValueKnown(rows) &&
-      c->Value(channels) != c->Value(rows)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "coefficients has ", c->Value(rows), " channels (rows) but ", name,
-        " has ", c->Value(channels), " channels along axis ", axis, " (",
-        name, " shape ", c->DebugString(x_shape), ", coefficients shape ",
-        c->DebugString(coefficients_shape), ")"));
-  }
-  return absl::OkStatus();
+absl::Status ReadSplineAttrs(InferenceContext* c, SplineAttrs* attrs) {
+  TF_RETURN_IF_ERROR(c->GetAttr("x_min", &attrs->x_min));
+  TF_RETURN_IF_ERROR(c->GetAttr("x_max", &attrs->x_max));
+  return c->GetAttr("axis", &attrs->axis);
 }
 
 absl::Status LinearSplineShape(InferenceContext* c) {
-  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(0), c->input(1)));
+  SplineAttrs attrs;
+  TF_RETURN_IF_ERROR(ReadSplineAttrs(c, &attrs));
+  SplineFacts facts;
+  TF_RETURN_IF_ERROR(StatusOf(CheckSpline(attrs, DimsOf(c, c->input(0)),
+                                          DimsOf(c, c->input(1)), &facts)));
   c->set_output(0, c->input(0));
   return absl::OkStatus();
 }
 
 absl::Status LinearSplineGradShape(InferenceContext* c) {
-  // x first, so that its own problems are reported as such; dy then answers
-  // for x where x's shape is unknown.
-  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(1), c->input(2)));
+  SplineAttrs attrs;
+  TF_RETURN_IF_ERROR(ReadSplineAttrs(c, &attrs));
+  SplineFacts facts;
+  TF_RETURN_IF_ERROR(StatusOf(CheckSplineGrad(
+      attrs, DimsOf(c, c->input(0)), DimsOf(c, c->input(1)),
+      DimsOf(c, c->input(2)), &facts)));
   ShapeHandle x_shape;
-  if (!c->Merge(c->input(0), c->input(1), &x_shape).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dy must have the same shape as x, got dy shape ",
-        c->DebugString(c->input(0)), " and x shape ",
-        c->DebugString(c->input(1))));
-  }
-  TF_RETURN_IF_ERROR(CheckSplineShapes(c, c->input(0), c->input(2), "dy"));
+  TF_RETURN_IF_ERROR(c->Merge(c->input(0), c->input(1), &x_shape));
   c->set_output(0, x_shape);
   c->set_output(1, c->input(2));
   return absl::OkStatus();
