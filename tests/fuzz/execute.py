@@ -144,12 +144,14 @@ def _seen_values(tensors, op_dtype):
 
 
 def _effective_gamma(case):
-  """The float32 gamma the op used: the wrapper's default, or the raw
-  op's attribute (see cases.raw_attrs)."""
+  """The gamma the op used: the raw op's float32 attribute (see
+  cases.raw_attrs), or, through the wrapper without a gamma, the default the
+  op derives from boundary and D in float64 (exact for float64 ops; other
+  dtypes round it once, which compare_outputs covers with eps_attr)."""
   if case["attrs"].get("gamma") is None and case["mode"] == "wrapper":
     g = common.default_gamma(case["op"], f32(case["attrs"]["boundary"]),
                              cases.width(case))
-    return f32(g) if g is not None else 1.0
+    return g if g is not None else 1.0
   return f32(cases.raw_attrs(case)["gamma"])
 
 
