@@ -3,8 +3,9 @@
 // Work is split into tiles (channels-last inputs: up to kTileRows rows x
 // kSegment channels; otherwise a run of up to kSegment positions of one
 // channel) and run on TensorFlow's intra-op pool. The vectorised tile loops
-// live in kaf_cpu_simd.h, compiled twice (baseline x86-64 and AVX2+FMA) and
-// chosen once at run time from the CPU's features.
+// live in kaf_cpu_simd.h, compiled once per CPU path by cpu_paths.h
+// (baseline x86-64, AVX2+FMA); TFKAF_CPU_DISPATCH runs the path that
+// SelectedCpuPath (cpu_features.h) chose once per process.
 //
 // dalpha is deterministic: ReductionChunks (common.h) splits the rows into
 // chunks that depend only on the problem size; each chunk (and, for
@@ -22,7 +23,9 @@
 #include <vector>
 
 #include "Eigen/Core"
+#include "cc/kernels/cpu_types.h"
 #include "cc/kernels/common.h"
+#include "cc/kernels/cpu_features.h"
 #include "cc/kernels/kaf_kernels.h"
 
 namespace tfkaf {
@@ -52,19 +55,8 @@ struct Tile {
 
 }  // namespace tfkaf
 
-// 32-byte vector arguments of the baseline build: only inlined helpers.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-#define TFKAF_SIMD_NS generic
-#include "cc/kernels/kaf_cpu_simd.h"  // NOLINT(build/include): twice on purpose
-#undef TFKAF_SIMD_NS
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define TFKAF_SIMD_NS avx2
-#include "cc/kernels/kaf_cpu_simd.h"  // NOLINT(build/include)
-#undef TFKAF_SIMD_NS
-#pragma GCC pop_options
+#define TFKAF_CPU_KERNELS "cc/kernels/kaf_cpu_simd.h"
+#include "cc/kernels/cpu_paths.h"
 
 namespace tfkaf {
 namespace {
@@ -80,28 +72,11 @@ constexpr int kBatch2dForward = 8;
 constexpr int kBatch2dBackward = 4;
 constexpr int kMaxBatch = 8;
 
-bool UseAvx2() {
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return avx2;
-}
-
-template <typename T>
-struct CpuAcc {
-  using type = float;
-};
-template <>
-struct CpuAcc<double> {
-  using type = double;
-};
+template <typename A>
+using Vec = typename baseline::Simd<A>::V;  // same type on every path
 
 template <typename A>
-using Vec = typename generic::Simd<A>::V;  // same type as avx2::Simd<A>::V
-
-template <typename A>
-constexpr int64 kWidth = generic::Simd<A>::W;
+constexpr int64 kWidth = baseline::Simd<A>::W;
 
 // Vector-aligned, zero-initialised buffer of n scalars (rounded up).
 template <typename A>
@@ -226,16 +201,9 @@ AlignedBuffer<A> MakeTable(const KafParallelFor& parallel_for,
 }
 
 // ---------------------------------------------------------------------------
-// Dispatch to the tile loops of the selected instruction set.
+// Dispatch to the tile loops of the selected CPU path (cpu_features.h).
 
-#define TFKAF_DISPATCH(...)  \
-  do {                       \
-    if (UseAvx2()) {         \
-      avx2::__VA_ARGS__;     \
-    } else {                 \
-      generic::__VA_ARGS__;  \
-    }                        \
-  } while (false)
+#define TFKAF_DISPATCH(...) TFKAF_CPU_DISPATCH(SelectedCpuPath(), __VA_ARGS__)
 
 template <typename A, bool kUniform>
 void ForwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
@@ -402,226 +370,244 @@ int64 ElementCost(const KafConfig& config, bool two_d, bool backward) {
 // ---------------------------------------------------------------------------
 // Drivers. For 2D, `layout` is x's (2H channels) and the output has H.
 
-template <typename T>
+// Where one tile's operands sit in the tensors: x (for 2D its first channel
+// half) and dx at offset `x`, the second half at `x2`, y and dy at `y`;
+// `rows` rows of `len` elements, x_stride / y_stride apart. `channel` is the
+// tile's first alpha row (channels-last: its first channel, a multiple of
+// the vector width; channels-first: its channel), which locates its
+// coefficient table and dalpha partial sums.
+struct TileAt {
+  int64 x, x2, y;
+  int64 rows, len;
+  int64 x_stride, y_stride;
+  int64 channel;
+};
+
+// The tiles of one call. Channels-last (blocked): up to kTileRows rows x
+// kSegment channels; channels-first: kSegment positions of one (outer,
+// channel) row. `segments`: tiles per row.
+struct TileGrid {
+  TileGrid(const ChannelLayout& layout, bool two_d)
+      : L(layout),
+        rows(two_d ? layout.channels / 2 : layout.channels),
+        blocked(layout.inner == 1),
+        segments(((blocked ? rows : layout.inner) + kSegment - 1) / kSegment) {}
+
+  // Channels-last: rows [o, o + nrows) of channel segment `segment`.
+  TileAt Last(int64 o, int64 nrows, int64 segment) const {
+    const int64 c0 = segment * kSegment;
+    const int64 x = o * L.channels + c0;
+    return TileAt{x, x + rows, o * rows + c0, nrows,
+                  std::min(kSegment, rows - c0), L.channels, rows, c0};
+  }
+  // Channels-first: tile u of the (outer, channel, segment) tiles.
+  TileAt First(int64 u) const {
+    const int64 row = u / segments;  // o * rows + channel
+    const int64 ch = row % rows;
+    const int64 p0 = (u % segments) * kSegment;
+    const int64 len = std::min(kSegment, L.inner - p0);
+    const int64 x = ((row / rows) * L.channels + ch) * L.inner + p0;
+    return TileAt{x, x + rows * L.inner, row * L.inner + p0, 1, len, len, len,
+                  ch};
+  }
+  int64 tiles_first() const { return L.outer * rows * segments; }
+
+  ChannelLayout L;
+  int64 rows;  // alpha rows
+  bool blocked;
+  int64 segments;
+};
+
+// One call's constants, shared by its tiles.
+template <typename A>
+struct CallContext {
+  const KafCpuParams<A>& p;
+  KafKernel kernel;
+  const A* table;  // MakeTable
+  int64 K;         // table entries per alpha row
+  int64 KA;        // dalpha entries per alpha row
+};
+
+template <typename A>
+CallContext<A> MakeContext(const Setup<A>& setup, const KafConfig& config,
+                           const AlignedBuffer<A>& table, bool two_d) {
+  const int64 D = setup.params.D;
+  return CallContext<A>{setup.params, config.kernel, table.get(),
+                        two_d ? D * D : kTab1d * D, two_d ? D * D : D};
+}
+
+// The forward of one tile (both layouts, 1D and 2D).
+template <bool kTwoD, bool kUniform, typename A, typename T>
+void ForwardTileAt(const CallContext<A>& c, TileBuffers<A, T>& buf,
+                   const TileAt& at, const T* x, T* y) {
+  int64 xs = 0, ys = 0;
+  const A* tab = c.table + at.channel * c.K;
+  const A* a1 = buf.In(0, x + at.x, at.rows, at.x_stride, at.len, &xs);
+  A* yo = buf.Out(2, y + at.y, at.y_stride, &ys);
+  const Tile t{at.rows, xs, at.len};
+  if constexpr (kTwoD) {
+    const A* a2 = buf.In(1, x + at.x2, at.rows, at.x_stride, at.len, &xs);
+    Forward2Tile<A, kUniform>(c.p, t, a1, a2, yo,
+                              TileBuffers<A, T>::kConvert ? at.len : ys, tab,
+                              buf.scratch());
+  } else {  // x and y share their layout
+    ForwardTile<A, kUniform>(c.kernel, c.p, t, a1, yo, tab, buf.scratch());
+  }
+  buf.Flush(2, y + at.y, at.rows, at.y_stride, at.len);
+}
+
+// The backward of one tile: dx, and its dalpha sums added to the partial
+// buffer `partial` ([alpha rows][KA], blocked per W rows channels-last).
+template <bool kTwoD, bool kUniform, typename A, typename T>
+void BackwardTileAt(const CallContext<A>& c, TileBuffers<A, T>& buf,
+                    const TileAt& at, const T* dy, const T* x, T* dx,
+                    A* partial) {
+  int64 xs = 0, gs = 0, ds = 0;
+  const A* tab = c.table + at.channel * c.K;
+  A* dA = partial + at.channel * c.KA;
+  const A* a1 = buf.In(0, x + at.x, at.rows, at.x_stride, at.len, &xs);
+  const A* ga = buf.In(2, dy + at.y, at.rows, at.y_stride, at.len, &gs);
+  A* d1 = buf.Out(3, dx + at.x, at.x_stride, &ds);
+  const Tile t{at.rows, xs, at.len};
+  if constexpr (kTwoD) {
+    const A* a2 = buf.In(1, x + at.x2, at.rows, at.x_stride, at.len, &xs);
+    A* d2 = buf.Out(4, dx + at.x2, at.x_stride, &ds);
+    Backward2Tile<A, kUniform>(c.p, t, ga, gs, a1, a2, d1, d2, tab, dA,
+                               buf.scratch());
+    buf.Flush(4, dx + at.x2, at.rows, at.x_stride, at.len);
+  } else {  // x, dy and dx share their layout
+    BackwardTile<A, kUniform>(c.kernel, c.p, t, ga, a1, d1, tab, dA,
+                              buf.scratch());
+  }
+  buf.Flush(3, dx + at.x, at.rows, at.x_stride, at.len);
+}
+
+template <bool kTwoD, typename T>
 void RunForward(const KafParallelFor& parallel_for, const KafConfig& config,
-                bool two_d, const T* x, const T* alpha, T* y) {
-  using A = typename CpuAcc<T>::type;
+                const T* x, const T* alpha, T* y) {
+  using A = typename AccumulatorOf<T>::type;
   const ChannelLayout& L = config.layout;
   if (L.size() == 0) return;
-  const Setup<A> setup(config, two_d);
-  const KafCpuParams<A>& p = setup.params;
-  const int64 D = p.D;
-  const int64 rows = two_d ? L.channels / 2 : L.channels;  // alpha rows
-  const int64 cost = ElementCost(config, two_d, false);
-  const KafKernel kernel = config.kernel;
-  const bool blocked = L.inner == 1;
+  const Setup<A> setup(config, kTwoD);
+  const TileGrid grid(L, kTwoD);
   const AlignedBuffer<A> table =
-      MakeTable<A>(parallel_for, setup, alpha, rows, two_d, blocked);
-  const int64 K = two_d ? D * D : kTab1d * D;
-  if (blocked) {
-    // Channels-last: tiles of kTileRows rows x kSegment channels.
-    const int64 segments = (rows + kSegment - 1) / kSegment;
+      MakeTable<A>(parallel_for, setup, alpha, grid.rows, kTwoD, grid.blocked);
+  const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
+  const int64 D = setup.params.D;
+  const int64 cost = ElementCost(config, kTwoD, false);
+  if (grid.blocked) {
     const int64 row_tiles = (L.outer + kTileRows - 1) / kTileRows;
-    parallel_for(
-        row_tiles * segments, kTileRows * kSegment * cost,
-        [&](int64 begin, int64 end) {
-          TileBuffers<A, T> buf(D, kTileRows * kSegment);
-          for (int64 u = begin; u < end; ++u) {
-            const int64 o = (u / segments) * kTileRows;
-            const int64 c0 = (u % segments) * kSegment;
-            const int64 len = std::min(kSegment, rows - c0);
-            const int64 nrows = std::min(kTileRows, L.outer - o);
-            const A* tab = table.get() + (c0 / kWidth<A>) * K * kWidth<A>;
-            int64 xs = 0, ys = 0;
-            if (two_d) {
-              const T* x1 = x + o * L.channels + c0;
-              T* y_tile = y + o * rows + c0;
-              const A* a1 = buf.In(0, x1, nrows, L.channels, len, &xs);
-              const A* a2 = buf.In(1, x1 + rows, nrows, L.channels, len, &xs);
-              A* yo = buf.Out(2, y_tile, rows, &ys);
-              Forward2Tile<A, false>(p, Tile{nrows, xs, len}, a1, a2, yo,
-                                     TileBuffers<A, T>::kConvert ? len : ys,
-                                     tab, buf.scratch());
-              buf.Flush(2, y_tile, nrows, rows, len);
-            } else {
-              const T* x_tile = x + o * rows + c0;
-              T* y_tile = y + o * rows + c0;
-              const A* a = buf.In(0, x_tile, nrows, rows, len, &xs);
-              A* yo = buf.Out(1, y_tile, rows, &ys);
-              ForwardTile<A, false>(kernel, p, Tile{nrows, xs, len}, a, yo,
-                                    tab, buf.scratch());
-              buf.Flush(1, y_tile, nrows, rows, len);
-            }
-          }
-        });
+    parallel_for(row_tiles * grid.segments, kTileRows * kSegment * cost,
+                 [&](int64 begin, int64 end) {
+                   TileBuffers<A, T> buf(D, kTileRows * kSegment);
+                   for (int64 u = begin; u < end; ++u) {
+                     const int64 o = (u / grid.segments) * kTileRows;
+                     const TileAt at = grid.Last(
+                         o, std::min(kTileRows, L.outer - o), u % grid.segments);
+                     ForwardTileAt<kTwoD, false>(c, buf, at, x, y);
+                   }
+                 });
     return;
   }
-  // Channels-first (inner > 1): tiles of kSegment positions of one channel.
-  const int64 segments = (L.inner + kSegment - 1) / kSegment;
+  parallel_for(grid.tiles_first(), std::min(kSegment, L.inner) * cost,
+               [&](int64 begin, int64 end) {
+                 TileBuffers<A, T> buf(D, kSegment);
+                 for (int64 u = begin; u < end; ++u) {
+                   ForwardTileAt<kTwoD, true>(c, buf, grid.First(u), x, y);
+                 }
+               });
+}
+
+// Channels-last backward. Units: (row chunk, channel segment); each writes
+// only its own slice of its chunk's partial sums, row tiles in order.
+template <bool kTwoD, typename A, typename T>
+void BackwardLast(const KafParallelFor& parallel_for, const CallContext<A>& c,
+                  const TileGrid& grid, int64 cost, const T* dy, const T* x,
+                  T* dx, T* dalpha, const A* scale) {
+  constexpr int64 W = kWidth<A>;
+  const int64 outer = grid.L.outer;
+  const int64 padded = ((grid.rows + W - 1) / W) * W;
+  const int64 stride = padded * c.KA;
+  const ReductionChunks chunks =
+      ReductionChunks::For(outer, grid.rows * c.KA, stride);
+  AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
   parallel_for(
-      L.outer * rows * segments, std::min(kSegment, L.inner) * cost,
+      chunks.count * grid.segments,
+      chunks.rows_per_chunk * std::min(kSegment, grid.rows) * cost,
       [&](int64 begin, int64 end) {
-        TileBuffers<A, T> buf(D, kSegment);
+        TileBuffers<A, T> buf(c.p.D, kTileRows * kSegment);
         for (int64 u = begin; u < end; ++u) {
-          const int64 row = u / segments;  // o * rows + channel
-          const int64 o = row / rows;
-          const int64 ch = row % rows;
-          const int64 p0 = (u % segments) * kSegment;
-          const int64 len = std::min(kSegment, L.inner - p0);
-          const A* tab = table.get() + ch * K;
-          const Tile t{1, len, len};
-          int64 unused = 0;
-          T* y_tile = y + row * L.inner + p0;
-          if (two_d) {
-            const T* x1 = x + (o * L.channels + ch) * L.inner + p0;
-            const A* a1 = buf.In(0, x1, 1, len, len, &unused);
-            const A* a2 = buf.In(1, x1 + rows * L.inner, 1, len, len, &unused);
-            A* yo = buf.Out(2, y_tile, len, &unused);
-            Forward2Tile<A, true>(p, t, a1, a2, yo, len, tab, buf.scratch());
-            buf.Flush(2, y_tile, 1, len, len);
-          } else {
-            const A* a = buf.In(0, x + row * L.inner + p0, 1, len, len, &unused);
-            A* yo = buf.Out(1, y_tile, len, &unused);
-            ForwardTile<A, true>(kernel, p, t, a, yo, tab, buf.scratch());
-            buf.Flush(1, y_tile, 1, len, len);
+          const int64 chunk = u / grid.segments;
+          A* part = partial.get() + chunk * stride;
+          const int64 o_begin = chunk * chunks.rows_per_chunk;
+          const int64 o_end = std::min(outer, o_begin + chunks.rows_per_chunk);
+          for (int64 o = o_begin; o < o_end; o += kTileRows) {
+            const TileAt at = grid.Last(o, std::min(kTileRows, o_end - o),
+                                        u % grid.segments);
+            if (o == o_begin) {
+              A* dA = part + at.channel * c.KA;
+              std::fill(dA, dA + ((at.len + W - 1) / W) * c.KA * W, A(0));
+            }
+            BackwardTileAt<kTwoD, false>(c, buf, at, dy, x, dx, part);
           }
         }
       });
+  ReducePartials(parallel_for, partial.get(), chunks.count, stride,
+                 grid.rows, c.KA, /*blocked=*/true, scale, dalpha);
 }
 
-template <typename T>
-void RunBackward(const KafParallelFor& parallel_for, const KafConfig& config,
-                 bool two_d, const T* dy, const T* x, const T* alpha, T* dx,
-                 T* dalpha) {
-  using A = typename CpuAcc<T>::type;
-  constexpr int64 W = kWidth<A>;
-  const ChannelLayout& L = config.layout;
-  const int64 D = config.num_centres;
-  const int64 KA = two_d ? D * D : D;  // dalpha entries per row
-  const int64 rows = two_d ? L.channels / 2 : L.channels;
-  if (L.size() == 0) {
-    ZeroOutput(dalpha, rows * KA);
-    return;
-  }
-  const Setup<A> setup(config, two_d);
-  const KafCpuParams<A>& p = setup.params;
-  const int64 cost = ElementCost(config, two_d, true);
-  const KafKernel kernel = config.kernel;
-  const bool blocked = L.inner == 1;
-  const AlignedBuffer<A> table =
-      MakeTable<A>(parallel_for, setup, alpha, rows, two_d, blocked);
-  const int64 K = two_d ? D * D : kTab1d * D;  // table entries per row
-  const A* scale = setup.fold ? setup.scale.data() : nullptr;
-  if (blocked) {
-    // Channels-last. Units: (row chunk, channel segment); each writes only
-    // its own slice of its chunk's partial sums, row tiles in order.
-    const int64 padded = ((rows + W - 1) / W) * W;
-    const ReductionChunks chunks =
-        ReductionChunks::For(L.outer, rows * KA, padded * KA);
-    const int64 stride = padded * KA;
-    AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
-    A* part = partial.get();
-    const int64 segments = (rows + kSegment - 1) / kSegment;
-    parallel_for(
-        chunks.count * segments,
-        chunks.rows_per_chunk * std::min(kSegment, rows) * cost,
-        [&](int64 begin, int64 end) {
-          TileBuffers<A, T> buf(D, kTileRows * kSegment);
-          for (int64 u = begin; u < end; ++u) {
-            const int64 chunk = u / segments;
-            const int64 c0 = (u % segments) * kSegment;
-            const int64 len = std::min(kSegment, rows - c0);
-            const A* tab = table.get() + (c0 / W) * K * W;
-            A* dA = part + chunk * stride + (c0 / W) * KA * W;
-            std::fill(dA, dA + ((len + W - 1) / W) * KA * W, A(0));
-            const int64 o_begin = chunk * chunks.rows_per_chunk;
-            const int64 o_end =
-                std::min(L.outer, o_begin + chunks.rows_per_chunk);
-            for (int64 o = o_begin; o < o_end; o += kTileRows) {
-              const int64 nrows = std::min(kTileRows, o_end - o);
-              int64 xs = 0, gs = 0, ds = 0;
-              if (two_d) {
-                const T* x1 = x + o * L.channels + c0;
-                T* dx1 = dx + o * L.channels + c0;
-                const T* g = dy + o * rows + c0;
-                const A* a1 = buf.In(0, x1, nrows, L.channels, len, &xs);
-                const A* a2 = buf.In(1, x1 + rows, nrows, L.channels, len, &xs);
-                const A* ga = buf.In(2, g, nrows, rows, len, &gs);
-                A* d1 = buf.Out(3, dx1, L.channels, &ds);
-                A* d2 = buf.Out(4, dx1 + rows, L.channels, &ds);
-                Backward2Tile<A, false>(p, Tile{nrows, xs, len}, ga, gs, a1,
-                                        a2, d1, d2, tab, dA, buf.scratch());
-                buf.Flush(3, dx1, nrows, L.channels, len);
-                buf.Flush(4, dx1 + rows, nrows, L.channels, len);
-              } else {
-                const int64 at = o * rows + c0;
-                const A* a = buf.In(0, x + at, nrows, rows, len, &xs);
-                const A* ga = buf.In(1, dy + at, nrows, rows, len, &gs);
-                A* d = buf.Out(2, dx + at, rows, &ds);
-                BackwardTile<A, false>(kernel, p, Tile{nrows, xs, len}, ga, a,
-                                       d, tab, dA, buf.scratch());
-                buf.Flush(2, dx + at, nrows, rows, len);
-              }
-            }
-          }
-        });
-    ReducePartials(parallel_for, part, chunks.count, stride, rows, KA,
-                   /*blocked=*/true, scale, dalpha);
-    return;
-  }
-  // Channels-first. Units: row chunks over (o, channel, segment) tiles.
-  const int64 segments = (L.inner + kSegment - 1) / kSegment;
-  const int64 total = L.outer * rows * segments;
-  const int64 stride = rows * KA;
-  const ReductionChunks chunks = ReductionChunks::For(
-      total, std::min(kSegment, L.inner) * KA, stride);
+// Channels-first backward. Units: row chunks over (o, channel, segment)
+// tiles.
+template <bool kTwoD, typename A, typename T>
+void BackwardFirst(const KafParallelFor& parallel_for, const CallContext<A>& c,
+                   const TileGrid& grid, int64 cost, const T* dy, const T* x,
+                   T* dx, T* dalpha, const A* scale) {
+  const int64 total = grid.tiles_first();
+  const int64 stride = grid.rows * c.KA;
+  const int64 tile_len = std::min(kSegment, grid.L.inner);
+  const ReductionChunks chunks =
+      ReductionChunks::For(total, tile_len * c.KA, stride);
   AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
-  A* part = partial.get();
   parallel_for(
-      chunks.count, chunks.rows_per_chunk * std::min(kSegment, L.inner) * cost,
+      chunks.count, chunks.rows_per_chunk * tile_len * cost,
       [&](int64 begin, int64 end) {
-        TileBuffers<A, T> buf(D, kSegment);
+        TileBuffers<A, T> buf(c.p.D, kSegment);
         for (int64 chunk = begin; chunk < end; ++chunk) {
-          A* dA_chunk = part + chunk * stride;
-          std::fill(dA_chunk, dA_chunk + stride, A(0));
+          A* part = partial.get() + chunk * stride;
+          std::fill(part, part + stride, A(0));
           const int64 u_begin = chunk * chunks.rows_per_chunk;
           const int64 u_end = std::min(total, u_begin + chunks.rows_per_chunk);
           for (int64 u = u_begin; u < u_end; ++u) {
-            const int64 row = u / segments;
-            const int64 o = row / rows;
-            const int64 ch = row % rows;
-            const int64 p0 = (u % segments) * kSegment;
-            const int64 len = std::min(kSegment, L.inner - p0);
-            const Tile t{1, len, len};
-            const A* tab = table.get() + ch * K;
-            const T* g = dy + row * L.inner + p0;
-            int64 unused = 0;
-            if (two_d) {
-              const int64 at1 = (o * L.channels + ch) * L.inner + p0;
-              const int64 at2 = at1 + rows * L.inner;
-              const A* a1 = buf.In(0, x + at1, 1, len, len, &unused);
-              const A* a2 = buf.In(1, x + at2, 1, len, len, &unused);
-              const A* ga = buf.In(2, g, 1, len, len, &unused);
-              A* d1 = buf.Out(3, dx + at1, len, &unused);
-              A* d2 = buf.Out(4, dx + at2, len, &unused);
-              Backward2Tile<A, true>(p, t, ga, len, a1, a2, d1, d2, tab,
-                                     dA_chunk + ch * KA, buf.scratch());
-              buf.Flush(3, dx + at1, 1, len, len);
-              buf.Flush(4, dx + at2, 1, len, len);
-            } else {
-              const int64 at = row * L.inner + p0;
-              const A* a = buf.In(0, x + at, 1, len, len, &unused);
-              const A* ga = buf.In(1, g, 1, len, len, &unused);
-              A* d = buf.Out(2, dx + at, len, &unused);
-              BackwardTile<A, true>(kernel, p, t, ga, a, d, tab,
-                                    dA_chunk + ch * KA, buf.scratch());
-              buf.Flush(2, dx + at, 1, len, len);
-            }
+            BackwardTileAt<kTwoD, true>(c, buf, grid.First(u), dy, x, dx,
+                                        part);
           }
         }
       });
-  ReducePartials(parallel_for, part, chunks.count, stride, rows, KA,
-                 /*blocked=*/false, scale, dalpha);
+  ReducePartials(parallel_for, partial.get(), chunks.count, stride,
+                 grid.rows, c.KA, /*blocked=*/false, scale, dalpha);
+}
+
+template <bool kTwoD, typename T>
+void RunBackward(const KafParallelFor& parallel_for, const KafConfig& config,
+                 const T* dy, const T* x, const T* alpha, T* dx, T* dalpha) {
+  using A = typename AccumulatorOf<T>::type;
+  const TileGrid grid(config.layout, kTwoD);
+  const int64 D = config.num_centres;
+  if (config.layout.size() == 0) {
+    ZeroOutput(dalpha, grid.rows * (kTwoD ? D * D : D));
+    return;
+  }
+  const Setup<A> setup(config, kTwoD);
+  const AlignedBuffer<A> table =
+      MakeTable<A>(parallel_for, setup, alpha, grid.rows, kTwoD, grid.blocked);
+  const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
+  const int64 cost = ElementCost(config, kTwoD, true);
+  const A* scale = setup.fold ? setup.scale.data() : nullptr;
+  if (grid.blocked) {
+    BackwardLast<kTwoD>(parallel_for, c, grid, cost, dy, x, dx, dalpha, scale);
+  } else {
+    BackwardFirst<kTwoD>(parallel_for, c, grid, cost, dy, x, dx, dalpha, scale);
+  }
 }
 
 }  // namespace
@@ -630,7 +616,7 @@ template <typename T>
 void KafForwardCpu<T>::operator()(const KafParallelFor& parallel_for,
                                   const KafConfig& config, const T* x,
                                   const T* alpha, T* y) const {
-  RunForward(parallel_for, config, /*two_d=*/false, x, alpha, y);
+  RunForward</*kTwoD=*/false>(parallel_for, config, x, alpha, y);
 }
 
 template <typename T>
@@ -638,7 +624,7 @@ void KafBackwardCpu<T>::operator()(const KafParallelFor& parallel_for,
                                    const KafConfig& config, const T* dy,
                                    const T* x, const T* alpha, T* dx,
                                    T* dalpha) const {
-  RunBackward(parallel_for, config, /*two_d=*/false, dy, x, alpha, dx, dalpha);
+  RunBackward</*kTwoD=*/false>(parallel_for, config, dy, x, alpha, dx, dalpha);
 }
 
 template <typename T>
@@ -647,7 +633,7 @@ void Kaf2dForwardCpu<T>::operator()(const KafParallelFor& parallel_for,
                                     const T* alpha, T* y) const {
   KafConfig c = config;
   c.kernel = KafKernel::kGaussian;
-  RunForward(parallel_for, c, /*two_d=*/true, x, alpha, y);
+  RunForward</*kTwoD=*/true>(parallel_for, c, x, alpha, y);
 }
 
 template <typename T>
@@ -657,7 +643,7 @@ void Kaf2dBackwardCpu<T>::operator()(const KafParallelFor& parallel_for,
                                      T* dalpha) const {
   KafConfig c = config;
   c.kernel = KafKernel::kGaussian;
-  RunBackward(parallel_for, c, /*two_d=*/true, dy, x, alpha, dx, dalpha);
+  RunBackward</*kTwoD=*/true>(parallel_for, c, dy, x, alpha, dx, dalpha);
 }
 
 #define TFKAF_INSTANTIATE(T)          \
@@ -666,10 +652,7 @@ void Kaf2dBackwardCpu<T>::operator()(const KafParallelFor& parallel_for,
   template struct Kaf2dForwardCpu<T>; \
   template struct Kaf2dBackwardCpu<T>;
 
-TFKAF_INSTANTIATE(float)
-TFKAF_INSTANTIATE(double)
-TFKAF_INSTANTIATE(Eigen::half)
-TFKAF_INSTANTIATE(Eigen::bfloat16)
+TFKAF_FOR_CPU_TYPES(TFKAF_INSTANTIATE)
 #undef TFKAF_INSTANTIATE
 
 }  // namespace tfkaf

@@ -1,14 +1,14 @@
 // Vectorised CPU tile kernels of KAF and 2D-KAF.
 //
-// Deliberately without an include guard: kaf_cpu.cc includes this file twice,
-// once as namespace tfkaf::generic (the x86-64 baseline TensorFlow's wheel is
-// built for) and once as tfkaf::avx2 under `#pragma GCC target("avx2,fma")`,
-// and picks one at run time from the CPU's features. Everything here works on
-// raw pointers and GCC vector types (32 bytes: 8 floats / 4 doubles; the
-// baseline build splits them into SSE2 halves) and uses no standard library
-// template, so that no code compiled for AVX2 can be shared with the baseline
-// path. The includer provides <cstdint>, <cstring>, KafCpuParams, Tile and
-// kTab1d.
+// Compiled once per CPU path (cpu_paths.h: namespaces tfkaf::baseline, the
+// x86-64 baseline TensorFlow's wheel is built for, and tfkaf::avx2 under
+// `#pragma GCC target("avx2,fma")`); kaf_cpu.cc calls the selected path's
+// copy through TFKAF_CPU_DISPATCH. Deliberately without an include guard.
+// Everything here works on raw pointers and GCC vector types (32 bytes: 8
+// floats / 4 doubles; the baseline build splits them into SSE2 halves) and
+// uses no standard library template, so that no code compiled for AVX2 can
+// be shared with the baseline path. The includer provides <cstdint>,
+// <cstring>, KafCpuParams, Tile and kTab1d.
 //
 // Tiles. Channels-last inputs (inner == 1) are processed as tiles of rows x
 // channels: the lanes of a vector are W consecutive channels, and a batch of
@@ -45,7 +45,7 @@
 // NaN. No value is ever converted to a memory index.
 
 #ifndef TFKAF_SIMD_NS
-#error "define TFKAF_SIMD_NS before including kaf_cpu_simd.h"
+#error "include kaf_cpu_simd.h through cpu_paths.h"
 #endif
 
 namespace tfkaf {
@@ -54,26 +54,72 @@ namespace TFKAF_SIMD_NS {
 #define TFKAF_AI inline __attribute__((always_inline))
 #define TFKAF_UNROLL _Pragma("GCC unroll 8")
 
+// Per-type vector types and the constants of Simd<A>'s exp and log1p.
 template <typename A>
-struct Simd;
+struct SimdType;
 
 template <>
-struct Simd<float> {
+struct SimdType<float> {
   typedef float V __attribute__((vector_size(32)));
   typedef std::int32_t I __attribute__((vector_size(32)));
   static constexpr int W = 8;
-
   static TFKAF_AI V Bc(float s) { return V{s, s, s, s, s, s, s, s}; }
   static TFKAF_AI I BcI(std::int32_t s) { return I{s, s, s, s, s, s, s, s}; }
+  // exp: accurate to ~1 ulp for a in [-87.3, 88]; 0 below (the smallest
+  // normal float). Cephes' polynomial, finished as p r^2 + r + 1.
+  static constexpr float kExpLo = -87.33654f, kExpHi = 88.0f;
+  static constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: rounds to int
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  static constexpr float kExpPoly[] = {
+      1.9875691500E-4f, 1.3981999507E-3f, 8.3334519073E-3f,
+      4.1665795894E-2f, 1.6666665459E-1f, 5.0000001201E-1f};
+  static TFKAF_AI V ExpFinish(V p, V r) { return p * (r * r) + r + Bc(1.0f); }
+  static constexpr int kExpBias = 127, kExpShift = 23;
+  static constexpr int kLog1pTop = 13;  // atanh series to z^13
+  static constexpr std::int32_t kAbsMask = 0x7fffffff;
+};
+
+template <>
+struct SimdType<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef std::int64_t I __attribute__((vector_size(32)));
+  static constexpr int W = 4;
+  static TFKAF_AI V Bc(double s) { return V{s, s, s, s}; }
+  static TFKAF_AI I BcI(std::int64_t s) { return I{s, s, s, s}; }
+  static constexpr double kExpLo = -708.39, kExpHi = 709.0;
+  static constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double kLog2e = 1.4426950408889634;
+  static constexpr double kLn2Hi = 6.93145751953125E-1;
+  static constexpr double kLn2Lo = 1.42860682030941723212E-6;
+  // Taylor series to r^13 (|r| <= 0.347: truncation < 1e-17).
+  static constexpr double kExpPoly[] = {
+      1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+      1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
+      1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
+      1.0 / 24.0,         1.0 / 6.0,         0.5,
+      1.0,                1.0};
+  static TFKAF_AI V ExpFinish(V p, V) { return p; }
+  static constexpr int kExpBias = 1023, kExpShift = 52;
+  static constexpr int kLog1pTop = 35;
+  static constexpr std::int64_t kAbsMask = 0x7fffffffffffffffLL;
+};
+
+template <typename A>
+struct Simd : SimdType<A> {
+  using T = SimdType<A>;
+  using V = typename T::V;
+  using I = typename T::I;
+  using T::Bc;
+  using T::BcI;
 
   // exp(a[k]) for k < N, in place, stage by stage so that the N
-  // evaluations interleave. Accurate to ~1 ulp for a in [-87.3, 88]; 0 below
-  // (the smallest normal float); NaN stays NaN.
+  // evaluations interleave: 2^n exp(r), r = a - n ln 2 (ln 2 in two parts),
+  // exp(r) by the polynomial kExpPoly. NaN stays NaN.
   template <int N>
   static TFKAF_AI void ExpN(V* a) {
-    const V lo = Bc(-87.33654f);
-    const V hi = Bc(88.0f);
-    const V magic = Bc(12582912.0f);  // 1.5 * 2^23: rounds to an integer
+    const V lo = Bc(T::kExpLo), hi = Bc(T::kExpHi), magic = Bc(T::kMagic);
+    constexpr int kTerms = sizeof(T::kExpPoly) / sizeof(A);
     I under[N], n[N];
     V r[N], p[N];
     TFKAF_UNROLL
@@ -81,26 +127,23 @@ struct Simd<float> {
       under[k] = a[k] < lo;
       V ac = (a[k] < lo) ? lo : a[k];
       ac = (ac > hi) ? hi : ac;
-      const V fx = ac * Bc(1.44269504088896341f) + magic;
+      const V fx = ac * Bc(T::kLog2e) + magic;
       n[k] = (I)fx - (I)magic;
       const V nf = fx - magic;
-      r[k] = ac - nf * Bc(0.693359375f);
-      r[k] = r[k] - nf * Bc(-2.12194440e-4f);
-      p[k] = Bc(1.9875691500E-4f);
+      r[k] = ac - nf * Bc(T::kLn2Hi);
+      r[k] = r[k] - nf * Bc(T::kLn2Lo);
+      p[k] = Bc(T::kExpPoly[0]);
     }
-    static constexpr float kPoly[] = {1.3981999507E-3f, 8.3334519073E-3f,
-                                      4.1665795894E-2f, 1.6666665459E-1f,
-                                      5.0000001201E-1f};
     TFKAF_UNROLL
-    for (int c = 0; c < 5; ++c) {
+    for (int c = 1; c < kTerms; ++c) {
       TFKAF_UNROLL
-      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(kPoly[c]);
+      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(T::kExpPoly[c]);
     }
     TFKAF_UNROLL
     for (int k = 0; k < N; ++k) {
-      V y = p[k] * (r[k] * r[k]) + r[k] + Bc(1.0f);
-      y = y * (V)((n[k] + BcI(127)) << 23);
-      a[k] = under[k] ? Bc(0.0f) : y;
+      const V y = T::ExpFinish(p[k], r[k]) *
+                  (V)((n[k] + BcI(T::kExpBias)) << T::kExpShift);
+      a[k] = under[k] ? Bc(A(0)) : y;
     }
   }
   static TFKAF_AI V Exp(V a) {
@@ -110,82 +153,15 @@ struct Simd<float> {
 
   // log(1 + y) for y in [0, 1]: 2 atanh(z), z = y / (2 + y) <= 1/3.
   static TFKAF_AI V Log1pUnit(V y) {
-    const V z = y / (y + Bc(2.0f));
+    const V z = y / (y + Bc(A(2)));
     const V w = z * z;
-    V p = Bc(1.0f / 13);
-    p = p * w + Bc(1.0f / 11);
-    p = p * w + Bc(1.0f / 9);
-    p = p * w + Bc(1.0f / 7);
-    p = p * w + Bc(1.0f / 5);
-    p = p * w + Bc(1.0f / 3);
-    p = p * w + Bc(1.0f);
+    V p = Bc(A(1) / A(T::kLog1pTop));
+    TFKAF_UNROLL
+    for (int k = T::kLog1pTop - 2; k >= 1; k -= 2) p = p * w + Bc(A(1) / A(k));
     return (z + z) * p;
   }
 
-  static TFKAF_AI V Abs(V v) { return (V)((I)v & BcI(0x7fffffff)); }
-};
-
-template <>
-struct Simd<double> {
-  typedef double V __attribute__((vector_size(32)));
-  typedef std::int64_t I __attribute__((vector_size(32)));
-  static constexpr int W = 4;
-
-  static TFKAF_AI V Bc(double s) { return V{s, s, s, s}; }
-  static TFKAF_AI I BcI(std::int64_t s) { return I{s, s, s, s}; }
-
-  template <int N>
-  static TFKAF_AI void ExpN(V* a) {
-    const V lo = Bc(-708.39);
-    const V hi = Bc(709.0);
-    const V magic = Bc(6755399441055744.0);  // 1.5 * 2^52
-    I under[N], n[N];
-    V r[N], p[N];
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) {
-      under[k] = a[k] < lo;
-      V ac = (a[k] < lo) ? lo : a[k];
-      ac = (ac > hi) ? hi : ac;
-      const V fx = ac * Bc(1.4426950408889634) + magic;
-      n[k] = (I)fx - (I)magic;
-      const V nf = fx - magic;
-      r[k] = ac - nf * Bc(6.93145751953125E-1);
-      r[k] = r[k] - nf * Bc(1.42860682030941723212E-6);
-      p[k] = Bc(1.0 / 6227020800.0);
-    }
-    // Taylor series to r^13 (|r| <= 0.347: truncation < 1e-17).
-    static constexpr double kPoly[] = {
-        1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-        1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
-        1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
-        1.0 / 6.0,         0.5,              1.0,
-        1.0};
-    TFKAF_UNROLL
-    for (int c = 0; c < 13; ++c) {
-      TFKAF_UNROLL
-      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(kPoly[c]);
-    }
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) {
-      a[k] = under[k] ? Bc(0.0) : p[k] * (V)((n[k] + BcI(1023)) << 52);
-    }
-  }
-  static TFKAF_AI V Exp(V a) {
-    ExpN<1>(&a);
-    return a;
-  }
-
-  static TFKAF_AI V Log1pUnit(V y) {
-    const V z = y / (y + Bc(2.0));
-    const V w = z * z;
-    V p = Bc(1.0 / 35);
-    for (int k = 33; k >= 1; k -= 2) p = p * w + Bc(1.0 / k);
-    return (z + z) * p;
-  }
-
-  static TFKAF_AI V Abs(V v) {
-    return (V)((I)v & BcI(0x7fffffffffffffffLL));
-  }
+  static TFKAF_AI V Abs(V v) { return (V)((I)v & BcI(T::kAbsMask)); }
 };
 
 template <typename A>
@@ -500,6 +476,20 @@ TFKAF_AI typename Simd<A>::V Backward1(const KafCpuParams<A>& p,
   return dx;
 }
 
+// out[u] = sum over k < D of table entry (first + k step) times E[u D + k]
+// (a row or a column of the 2D coefficient grid against U bases).
+template <typename A, int U, bool kUniform>
+TFKAF_AI void TabDot(const A* tab, int64 first, int64 step, int64 D,
+                     const typename Simd<A>::V* E, typename Simd<A>::V* out) {
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) out[u] = Simd<A>::Bc(A(0));
+  for (int64 k = 0; k < D; ++k) {
+    const typename Simd<A>::V al = TabAt<A, kUniform>(tab, first + k * step);
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) out[u] = out[u] + al * E[u * D + k];
+  }
+}
+
 // 2D-KAF forward. tab: [D*D] entries, k = b * D + a for (x1 - d_a, x2 - d_b).
 // scratch: 3 U D vectors.
 template <typename A, int U, bool kUniform>
@@ -520,13 +510,7 @@ TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
   for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
   for (int64 b = 0; b < D; ++b) {
     V q[U];
-    TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) q[u] = S::Bc(A(0));
-    for (int64 a = 0; a < D; ++a) {
-      const V al = TabAt<A, kUniform>(tab, b * D + a);
-      TFKAF_UNROLL
-      for (int u = 0; u < U; ++u) q[u] = q[u] + al * E1[u * D + a];
-    }
+    TabDot<A, U, kUniform>(tab, b * D, 1, D, E1, q);
     TFKAF_UNROLL
     for (int u = 0; u < U; ++u) acc[u] = acc[u] + q[u] * E2[u * D + b];
   }
@@ -534,30 +518,20 @@ TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
   for (int u = 0; u < U; ++u) y[u] = acc[u];
 }
 
-// 2D-KAF backward: dx1, dx2 for each vector; adds sum_u dy_u E1_u[a] E2_u[b]
-// to dA[b * D + a]. scratch: 3 U D vectors.
+// Backward2's pass over the grid rows b: accumulates sum_b (x2 - d_b) E2[b]
+// Q[b] into acc2, Q_u[b] = sum_a alpha_ab E1_u[a] (for dx2), and adds the
+// dalpha outer products sum_u dy_u E1_u[a] E2_u[b] to dA[b * D + a].
 template <typename A, int U, bool kUniform>
-TFKAF_AI void Backward2(const KafCpuParams<A>& p,
-                        const typename Simd<A>::V* x1,
-                        const typename Simd<A>::V* x2,
-                        const typename Simd<A>::V* dy, const A* tab,
-                        typename Simd<A>::V* dA, typename Simd<A>::V* scratch,
-                        typename Simd<A>::V* dx1, typename Simd<A>::V* dx2) {
+TFKAF_AI void Backward2Rows(const KafCpuParams<A>& p,
+                            const typename Simd<A>::V* E1,
+                            const typename Simd<A>::V* E2,
+                            const typename Simd<A>::V* xc2,
+                            const typename Simd<A>::V* dy, const A* tab,
+                            typename Simd<A>::V* dA,
+                            typename Simd<A>::V* acc2) {
   using S = Simd<A>;
   using V = typename S::V;
   const int64 D = p.D;
-  V* E1 = scratch;
-  V* E2 = scratch + U * D;
-  V* Em = scratch + 2 * U * D;
-  V xc1[U], xc2[U], acc1[U], acc2[U];
-  GaussBasisN<A, U>(p, x1, E1, Em, xc1);
-  GaussBasisN<A, U>(p, x2, E2, Em, xc2);
-  TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) {
-    acc1[u] = S::Bc(A(0));
-    acc2[u] = S::Bc(A(0));
-  }
-  // Q_u[b] = sum_a alpha_ab E1_u[a] (for dx2) and the dalpha outer products.
   for (int64 b = 0; b < D; ++b) {
     V q[U], w[U];
     TFKAF_UNROLL
@@ -583,16 +557,36 @@ TFKAF_AI void Backward2(const KafCpuParams<A>& p,
       acc2[u] = acc2[u] + (xc2[u] - d) * E2[u * D + b] * q[u];
     }
   }
+}
+
+// 2D-KAF backward: dx1, dx2 for each vector; adds sum_u dy_u E1_u[a] E2_u[b]
+// to dA[b * D + a]. scratch: 3 U D vectors.
+template <typename A, int U, bool kUniform>
+TFKAF_AI void Backward2(const KafCpuParams<A>& p,
+                        const typename Simd<A>::V* x1,
+                        const typename Simd<A>::V* x2,
+                        const typename Simd<A>::V* dy, const A* tab,
+                        typename Simd<A>::V* dA, typename Simd<A>::V* scratch,
+                        typename Simd<A>::V* dx1, typename Simd<A>::V* dx2) {
+  using S = Simd<A>;
+  using V = typename S::V;
+  const int64 D = p.D;
+  V* E1 = scratch;
+  V* E2 = scratch + U * D;
+  V* Em = scratch + 2 * U * D;
+  V xc1[U], xc2[U], acc1[U], acc2[U];
+  GaussBasisN<A, U>(p, x1, E1, Em, xc1);
+  GaussBasisN<A, U>(p, x2, E2, Em, xc2);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) {
+    acc1[u] = S::Bc(A(0));
+    acc2[u] = S::Bc(A(0));
+  }
+  Backward2Rows<A, U, kUniform>(p, E1, E2, xc2, dy, tab, dA, acc2);
   // P_u[a] = sum_b alpha_ab E2_u[b] (for dx1).
   for (int64 a = 0; a < D; ++a) {
     V pa[U];
-    TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) pa[u] = S::Bc(A(0));
-    for (int64 b = 0; b < D; ++b) {
-      const V al = TabAt<A, kUniform>(tab, b * D + a);
-      TFKAF_UNROLL
-      for (int u = 0; u < U; ++u) pa[u] = pa[u] + al * E2[u * D + b];
-    }
+    TabDot<A, U, kUniform>(tab, a, D, D, E2, pa);
     const V d = S::Bc(p.d[a]);
     TFKAF_UNROLL
     for (int u = 0; u < U; ++u) {
@@ -655,6 +649,63 @@ TFKAF_AI void ForEachBatch(const Tile& t, Body body, Tail tail) {
   }
 }
 
+// v[u] = the vector at p + at[u] / stores it there, u < U.
+template <typename A, int U>
+TFKAF_AI void LoadBatch(const A* p, const int64* at, typename Simd<A>::V* v) {
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) v[u] = Load(p + at[u]);
+}
+
+template <typename A, int U>
+TFKAF_AI void StoreBatch(A* p, const int64* at, const typename Simd<A>::V* v) {
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) Store(p + at[u], v[u]);
+}
+
+// out[u]: the offset at[u] of an operand with rows t.stride apart, in one
+// with rows `out_stride` apart (the 2D output; kUniform: one row, the same).
+template <int U, bool kUniform>
+TFKAF_AI void MapOffsets(const Tile& t, int64 out_stride, const int64* at,
+                         int64* out) {
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) {
+    out[u] = kUniform ? at[u]
+                      : (at[u] / t.stride) * out_stride + at[u] % t.stride;
+  }
+}
+
+// The dalpha accumulators of a vector column: the tile's blocked partial
+// sums (block entries per column), or the per-lane sums `acc` (kUniform).
+template <typename A, bool kUniform>
+TFKAF_AI typename Simd<A>::V* DAColumn(typename Simd<A>::V* acc, A* dA,
+                                       int64 block, int64 column) {
+  return kUniform ? acc
+                  : reinterpret_cast<typename Simd<A>::V*>(dA + column * block);
+}
+
+// The table block (channels-last) or table (kUniform) of a vector column;
+// `block`: entries per block.
+template <typename A, bool kUniform>
+TFKAF_AI const A* TabColumn(const A* tab, int64 block, int64 column) {
+  return kUniform ? tab : tab + column * block;
+}
+
+// kUniform backward tiles accumulate dalpha per lane in n vectors: zeroed
+// first, their lane sums added to dA[k] last.
+template <typename A>
+TFKAF_AI void ZeroVectors(typename Simd<A>::V* acc, int64 n) {
+  for (int64 k = 0; k < n; ++k) acc[k] = Simd<A>::Bc(A(0));
+}
+
+template <typename A>
+TFKAF_AI void AddLaneSums(const typename Simd<A>::V* acc, int64 n, A* dA) {
+  for (int64 k = 0; k < n; ++k) {
+    A s = dA[k];
+    for (int l = 0; l < Simd<A>::W; ++l) s += acc[k][l];
+    dA[k] = s;
+  }
+}
+
 template <typename A, KafKernel K, bool kUniform, int U>
 __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
                                            const Tile& t, const A* x, A* y,
@@ -666,18 +717,16 @@ __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
   const int64 tab_block = kTab1d * p.D * W;  // one table block per column
   const bool walk = K == KafKernel::kGaussian && p.walk;
   auto tab_at = [&](int64 column) {
-    return kUniform ? tab : tab + column * tab_block;
+    return TabColumn<A, kUniform>(tab, tab_block, column);
   };
   ForEachBatch<U, W, kUniform>(
       t,
       [&](const int64* at, int64 column) {
         if (walk) {
           V xv[U], yv[U];
-          TFKAF_UNROLL
-          for (int u = 0; u < U; ++u) xv[u] = Load(x + at[u]);
+          LoadBatch<A, U>(x, at, xv);
           WalkForward<A, U, kUniform>(p, xv, tab_at(column), yv);
-          TFKAF_UNROLL
-          for (int u = 0; u < U; ++u) Store(y + at[u], yv[u]);
+          StoreBatch<A, U>(y, at, yv);
         } else {
           TFKAF_UNROLL
           for (int u = 0; u < U; ++u) {
@@ -714,24 +763,19 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
   const bool walk = K == KafKernel::kGaussian && p.walk;
   V* acc = scratch;  // kUniform: per-lane partial sums, D vectors
   V* work = scratch + D;
-  if (kUniform) {
-    for (int64 i = 0; i < D; ++i) acc[i] = S::Bc(A(0));
-  }
+  if (kUniform) ZeroVectors<A>(acc, D);
   auto tab_at = [&](int64 column) {
-    return kUniform ? tab : tab + column * tab_block;
+    return TabColumn<A, kUniform>(tab, tab_block, column);
   };
   auto dA_at = [&](int64 column) {
-    return kUniform ? acc : reinterpret_cast<V*>(dA + column * dA_block);
+    return DAColumn<A, kUniform>(acc, dA, dA_block, column);
   };
   ForEachBatch<U, W, kUniform>(
       t,
       [&](const int64* at, int64 column) {
         V xv[U], dyv[U], dxv[U];
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) {
-          xv[u] = Load(x + at[u]);
-          dyv[u] = Load(dy + at[u]);
-        }
+        LoadBatch<A, U>(x, at, xv);
+        LoadBatch<A, U>(dy, at, dyv);
         if (walk) {
           WalkBackward<A, U, kUniform>(p, xv, dyv, tab_at(column),
                                        dA_at(column), work, dxv);
@@ -743,8 +787,7 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
                                                work);
           }
         }
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) Store(dx + at[u], dxv[u]);
+        StoreBatch<A, U>(dx, at, dxv);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V xv = LoadN(x + at, lanes);
@@ -759,13 +802,7 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
         }
         StoreN(dx + at, dxv, lanes);
       });
-  if (kUniform) {
-    for (int64 i = 0; i < D; ++i) {
-      A s = dA[i];
-      for (int l = 0; l < W; ++l) s += acc[i][l];
-      dA[i] = s;
-    }
-  }
+  if (kUniform) AddLaneSums<A>(acc, D, dA);
 }
 
 // 2D: x1 / x2 / dx1 / dx2 are the two channel halves (same offsets), y / dy
@@ -781,31 +818,27 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
   constexpr int W = S::W;
   const int64 tab_block = p.D * p.D * W;
   auto tab_at = [&](int64 column) {
-    return kUniform ? tab : tab + column * tab_block;
-  };
-  // Output offset of an input offset (rows differ in stride).
-  auto out = [&](int64 at) {
-    return kUniform ? at : (at / t.stride) * y_stride + at % t.stride;
+    return TabColumn<A, kUniform>(tab, tab_block, column);
   };
   ForEachBatch<U, W, kUniform>(
       t,
       [&](const int64* at, int64 column) {
         V a[U], b[U], yv[U];
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) {
-          a[u] = Load(x1 + at[u]);
-          b[u] = Load(x2 + at[u]);
-        }
+        int64 out[U];
+        LoadBatch<A, U>(x1, at, a);
+        LoadBatch<A, U>(x2, at, b);
         Forward2<A, U, kUniform>(p, a, b, tab_at(column), scratch, yv);
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) Store(y + out(at[u]), yv[u]);
+        MapOffsets<U, kUniform>(t, y_stride, at, out);
+        StoreBatch<A, U>(y, out, yv);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V a = LoadN(x1 + at, lanes);
         const V b = LoadN(x2 + at, lanes);
         V yv;
         Forward2<A, 1, kUniform>(p, &a, &b, tab_at(column), scratch, &yv);
-        StoreN(y + out(at), yv, lanes);
+        int64 out;
+        MapOffsets<1, kUniform>(t, y_stride, &at, &out);
+        StoreN(y + out, yv, lanes);
       });
 }
 
@@ -821,53 +854,40 @@ __attribute__((noinline)) void Backward2Tile(
   const int64 tab_block = D2 * W;
   V* acc = scratch;  // kUniform: D*D vectors
   V* work = scratch + D2;
-  if (kUniform) {
-    for (int64 k = 0; k < D2; ++k) acc[k] = S::Bc(A(0));
-  }
+  if (kUniform) ZeroVectors<A>(acc, D2);
   auto tab_at = [&](int64 column) {
-    return kUniform ? tab : tab + column * tab_block;
+    return TabColumn<A, kUniform>(tab, tab_block, column);
   };
   auto dA_at = [&](int64 column) {
-    return kUniform ? acc : reinterpret_cast<V*>(dA + column * tab_block);
-  };
-  auto out = [&](int64 at) {
-    return kUniform ? at : (at / t.stride) * dy_stride + at % t.stride;
+    return DAColumn<A, kUniform>(acc, dA, tab_block, column);
   };
   ForEachBatch<U, W, kUniform>(
       t,
       [&](const int64* at, int64 column) {
         V a[U], b[U], g[U], d1[U], d2[U];
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) {
-          a[u] = Load(x1 + at[u]);
-          b[u] = Load(x2 + at[u]);
-          g[u] = Load(dy + out(at[u]));
-        }
+        int64 out[U];
+        MapOffsets<U, kUniform>(t, dy_stride, at, out);
+        LoadBatch<A, U>(x1, at, a);
+        LoadBatch<A, U>(x2, at, b);
+        LoadBatch<A, U>(dy, out, g);
         Backward2<A, U, kUniform>(p, a, b, g, tab_at(column), dA_at(column),
                                   work, d1, d2);
-        TFKAF_UNROLL
-        for (int u = 0; u < U; ++u) {
-          Store(dx1 + at[u], d1[u]);
-          Store(dx2 + at[u], d2[u]);
-        }
+        StoreBatch<A, U>(dx1, at, d1);
+        StoreBatch<A, U>(dx2, at, d2);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V a = LoadN(x1 + at, lanes);
         const V b = LoadN(x2 + at, lanes);
-        const V g = LoadN(dy + out(at), lanes);
+        int64 out;
+        MapOffsets<1, kUniform>(t, dy_stride, &at, &out);
+        const V g = LoadN(dy + out, lanes);
         V d1, d2;
         Backward2<A, 1, kUniform>(p, &a, &b, &g, tab_at(column),
                                   dA_at(column), work, &d1, &d2);
         StoreN(dx1 + at, d1, lanes);
         StoreN(dx2 + at, d2, lanes);
       });
-  if (kUniform) {
-    for (int64 k = 0; k < D2; ++k) {
-      A s = dA[k];
-      for (int l = 0; l < W; ++l) s += acc[k][l];
-      dA[k] = s;
-    }
-  }
+  if (kUniform) AddLaneSums<A>(acc, D2, dA);
 }
 
 #undef TFKAF_UNROLL

@@ -67,7 +67,7 @@ TFKAF_SPLINE_INLINE int64 SplineSegment(Acc t, Acc last_f, int64 last,
   return i;
 }
 
-// y = f(x). Specialised for SplineCpuDevice (spline_kernels.cc) and for
+// y = f(x). Specialised for SplineCpuDevice (spline_cpu.cc) and for
 // GpuDevice (spline_kernels.cu.cc, T one of float, double, HalfBits,
 // BFloat16Bits). operator() returns nullptr on success, else a static error
 // message (a CUDA error string on the GPU side).
@@ -91,8 +91,25 @@ struct LinearSplineForward;
 template <typename Device, typename T, typename Acc>
 struct LinearSplineBackward;
 
-// Entries of scratch the CPU backward needs (defined in spline_kernels.cc).
+// Entries of scratch the CPU backward needs (defined in spline_cpu.cc).
 int64 LinearSplineCpuScratchSize(const SplineParams& params);
+
+// CPU functors (spline_cpu.cc; T one of float, double, Eigen::half,
+// Eigen::bfloat16, Acc its AccumulatorOf).
+template <typename T>
+struct LinearSplineForward<SplineCpuDevice, T> {
+  const char* operator()(const SplineCpuDevice& device,
+                         const SplineParams& params, const T* x,
+                         const T* coefficients, T* y) const;
+};
+
+template <typename T, typename Acc>
+struct LinearSplineBackward<SplineCpuDevice, T, Acc> {
+  const char* operator()(const SplineCpuDevice& device,
+                         const SplineParams& params, const T* dy, const T* x,
+                         const T* coefficients, T* dx, T* dcoefficients,
+                         Acc* scratch) const;
+};
 
 template <typename T>
 struct LinearSplineForward<GpuDevice, T> {

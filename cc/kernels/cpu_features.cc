@@ -1,0 +1,64 @@
+// CPU feature detection and TFKAF_CPU_PATH (cpu_features.h).
+
+#include "cc/kernels/cpu_features.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace tfkaf {
+namespace {
+
+constexpr CpuPath kPaths[] = {CpuPath::kBaseline, CpuPath::kAvx2};
+
+// The path named by TFKAF_CPU_PATH, or `fallback` when it is unset, unknown
+// or not supported by this CPU.
+CpuPath PathFromEnvironment(CpuPath fallback) {
+  const char* name = std::getenv("TFKAF_CPU_PATH");
+  if (name == nullptr) return fallback;
+  for (CpuPath path : kPaths) {
+    if (std::strcmp(name, CpuPathName(path)) == 0 && CpuSupports(path)) {
+      return path;
+    }
+  }
+  return fallback;
+}
+
+}  // namespace
+
+bool CpuSupports(CpuPath path) {
+  switch (path) {
+    case CpuPath::kBaseline:
+      return true;
+    case CpuPath::kAvx2: {
+      static const bool avx2 = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      }();
+      return avx2;
+    }
+  }
+  return false;
+}
+
+CpuPath SelectedCpuPath() {
+  static const CpuPath selected = [] {
+    CpuPath best = CpuPath::kBaseline;
+    for (CpuPath path : kPaths) {
+      if (CpuSupports(path)) best = path;
+    }
+    return PathFromEnvironment(best);
+  }();
+  return selected;
+}
+
+const char* CpuPathName(CpuPath path) {
+  switch (path) {
+    case CpuPath::kBaseline:
+      return "baseline";
+    case CpuPath::kAvx2:
+      return "avx2";
+  }
+  return "unknown";
+}
+
+}  // namespace tfkaf

@@ -1,0 +1,379 @@
+// CPU functors of the learnable linear spline (declared in
+// spline_kernels.h; the OpKernels live in spline_kernels.cc).
+//
+// Formulas and the NaN/Inf-safe index rule: spline_kernels.h.
+//
+// Work runs on TensorFlow's intra-op pool in flat element ranges, cut at row
+// ends (RowView, ForEachRun). Float inputs go through the vector loops of
+// the selected CPU path (spline_cpu_simd.h, compiled per path by
+// cpu_paths.h, chosen by SplinePath), then the scalar loop finishes each
+// run; every path is bitwise identical to the scalar loop.
+//
+// Backward: one pass over (dy, x) writes dx and accumulates the coefficient
+// gradient into per-chunk partial buffers ([C, K] pairs, see BackwardRun).
+// The chunks are a fixed partition of the elements that depends only on the
+// problem size (ReductionChunks), and the partials are summed in chunk
+// order, so dcoefficients is bitwise identical from run to run whatever the
+// number of threads.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "Eigen/Core"
+#include "cc/kernels/cpu_types.h"
+#include "cc/kernels/common.h"
+#include "cc/kernels/cpu_features.h"
+#include "cc/kernels/spline_kernels.h"
+
+namespace tfkaf {
+namespace {
+
+// Constants of one call, in the accumulation type.
+template <typename Acc>
+struct Grid {
+  explicit Grid(const SplineParams& params)
+      : x_min(static_cast<Acc>(params.x_min)),
+        scale(static_cast<Acc>(params.scale)),
+        last_f(static_cast<Acc>(params.knots - 2)),
+        last(params.knots - 2),
+        knots(params.knots) {}
+  Acc x_min;
+  Acc scale;
+  Acc last_f;
+  int64 last;
+  int64 knots;
+};
+
+}  // namespace
+}  // namespace tfkaf
+
+#define TFKAF_CPU_KERNELS "cc/kernels/spline_cpu_simd.h"
+#include "cc/kernels/cpu_paths.h"
+
+namespace tfkaf {
+namespace {
+
+// The coefficients as Acc: the tensor itself for float and double, a
+// converted copy ([C, K], small) for half and bfloat16.
+template <typename T, typename Acc>
+class CoefficientTable {
+ public:
+  CoefficientTable(const T* coefficients, int64 count) {
+    if constexpr (std::is_same<T, Acc>::value) {
+      data_ = coefficients;
+    } else {
+      copy_.resize(count);
+      for (int64 j = 0; j < count; ++j) {
+        copy_[j] = static_cast<Acc>(coefficients[j]);
+      }
+      data_ = copy_.data();
+    }
+  }
+  const Acc* data() const { return data_; }
+
+ private:
+  const Acc* data_ = nullptr;
+  std::vector<Acc> copy_;
+};
+
+// The CPU path for this call: the selected one (cpu_features.h), unless the
+// vector loops' int32 indices cannot address the coefficients (channels * K
+// >= 2^31) or K - 2 is not exact in float (K > 2^24): then the baseline.
+CpuPath SplinePath(const SplineParams& params) {
+  const bool fits = params.knots <= (int64{1} << 24) &&
+                    params.layout.channels * params.knots < (int64{1} << 31);
+  return fits ? SelectedCpuPath() : CpuPath::kBaseline;
+}
+
+// y[j] = f(x[j]) for n elements of one channel row (stride 1 in x and y;
+// `channel_stride` between the coefficient rows of consecutive elements: K
+// for channels-last rows, 0 for a run of one channel).
+template <typename T, typename Acc>
+inline void ForwardRun(const Grid<Acc>& grid, const T* x, const Acc* coeff,
+                       int64 channel_stride, int64 n, T* y) {
+  for (int64 j = 0; j < n; ++j) {
+    const Acc* c = coeff + j * channel_stride;
+    Acc u;
+    const int64 i = SplineSegment<Acc>(
+        (static_cast<Acc>(x[j]) - grid.x_min) * grid.scale, grid.last_f,
+        grid.last, &u);
+    const Acc c0 = c[i];
+    const Acc c1 = c[i + 1];
+    y[j] = static_cast<T>(c0 + u * (c1 - c0));
+  }
+}
+
+// dx and the coefficient-gradient contributions of n elements. `slopes`
+// holds (c[k+1] - c[k]) * scale (computed once per call), so dx needs one
+// lookup per element. `acc` is the chunk's partial buffer in segment-pair
+// layout, offset like `slopes` times 2: acc[2 s] sums (1 - u) g and
+// acc[2 s + 1] sums u g over the elements in segment s (adjacent, so one
+// element updates one 8-byte pair); the final reduction forms
+// dcoefficients[k] = acc[2 k] + acc[2 (k - 1) + 1].
+template <typename T, typename Acc>
+inline void BackwardRun(const Grid<Acc>& grid, const T* dy, const T* x,
+                        const Acc* slopes, Acc* acc, int64 channel_stride,
+                        int64 n, T* dx) {
+  for (int64 j = 0; j < n; ++j) {
+    const Acc* d = slopes + j * channel_stride;
+    Acc* a = acc + 2 * j * channel_stride;
+    const Acc g = static_cast<Acc>(dy[j]);
+    const Acc t = (static_cast<Acc>(x[j]) - grid.x_min) * grid.scale;
+    Acc u;
+    const int64 i = SplineSegment<Acc>(t, grid.last_f, grid.last, &u);
+    // t is NaN only for a NaN x: NaN in, NaN dx (not the clamped slope).
+    const Acc slope = t == t ? d[i] : t;
+    dx[j] = static_cast<T>(g * slope);
+    const Acc ug = u * g;
+    a[2 * i] += g - ug;
+    a[2 * i + 1] += ug;
+  }
+}
+
+// The path's vector loop where it applies (float), then the scalar loop.
+template <typename T, typename Acc>
+inline void Forward(CpuPath path, const Grid<Acc>& grid, const T* x,
+                    const Acc* coeff, int64 channel_stride, int64 n, T* y) {
+  int64 done = 0;
+  if constexpr (std::is_same<T, float>::value) {
+    done = TFKAF_CPU_DISPATCH(
+        path, ForwardVector(grid, x, coeff, channel_stride, n, y));
+  }
+  ForwardRun<T, Acc>(grid, x + done, coeff + done * channel_stride,
+                     channel_stride, n - done, y + done);
+}
+
+template <typename T, typename Acc>
+inline void Backward(CpuPath path, const Grid<Acc>& grid, const T* dy,
+                     const T* x, const Acc* slopes, Acc* acc,
+                     int64 channel_stride, int64 n, T* dx) {
+  int64 done = 0;
+  if constexpr (std::is_same<T, float>::value) {
+    done = TFKAF_CPU_DISPATCH(path, BackwardVector(grid, dy, x, slopes, acc,
+                                                   channel_stride, n, dx));
+  }
+  BackwardRun<T, Acc>(grid, dy + done, x + done,
+                      slopes + done * channel_stride,
+                      acc + 2 * done * channel_stride, channel_stride,
+                      n - done, dx + done);
+}
+
+// The [outer, C, inner] view as rows: channels-last (inner == 1) rows are
+// the `outer` rows of C elements, one per channel; otherwise a row is the
+// inner-contiguous run of one (outer, channel) pair. Work is split in flat
+// element ranges, which ForEachRun cuts at row ends.
+struct RowView {
+  explicit RowView(const ChannelLayout& layout)
+      : channels_last(layout.inner == 1),
+        row_length(layout.inner == 1 ? layout.channels : layout.inner),
+        channels(layout.channels),
+        size(layout.size()) {}
+  bool channels_last;
+  int64 row_length;
+  int64 channels;
+  int64 size;
+};
+
+// fn(offset, table_offset, stride, n) for each run of flat elements
+// [offset, offset + n) inside one row, covering [begin, end): the run's
+// first element uses coefficient row table_offset / K, the next ones step
+// by `stride` coefficients (K channels-last, 0 within one channel's run).
+template <typename Fn>
+inline void ForEachRun(const RowView& view, int64 knots, int64 begin,
+                       int64 end, Fn fn) {
+  int64 e = begin;
+  while (e < end) {
+    const int64 row = e / view.row_length;
+    const int64 column = e - row * view.row_length;
+    const int64 n = std::min(end - e, view.row_length - column);
+    if (view.channels_last) {
+      fn(e, column * knots, knots, n);
+    } else {
+      fn(e, (row % view.channels) * knots, int64{0}, n);
+    }
+    e += n;
+  }
+}
+
+constexpr int64 kCyclesPerElement = 12;
+constexpr int64 kForwardBlock = 4096;  // elements per forward work unit
+constexpr int64 kReduceBlock = 2048;   // partial entries per reduction unit
+
+// Fixed partition of the flat elements for the backward's reduction:
+// ReductionChunks' size-only rule, further capped so that the partial
+// buffers (zeroing + reduction) stay a small fraction of the element work
+// (at most one buffer per 4 * buffer-size elements). Never depends on the
+// thread count.
+ReductionChunks BackwardChunks(const SplineParams& params) {
+  const int64 size = params.layout.size();
+  const int64 pair_size = 2 * params.layout.channels * params.knots;
+  ReductionChunks chunks = ReductionChunks::For(size, 1, pair_size);
+  const int64 max_chunks = std::max<int64>(1, size / (4 * pair_size));
+  if (chunks.count > max_chunks) {
+    chunks.rows_per_chunk = (size + max_chunks - 1) / max_chunks;
+    chunks.count = (size + chunks.rows_per_chunk - 1) / chunks.rows_per_chunk;
+  }
+  return chunks;
+}
+
+// slopes[c, k] = (c[k+1] - c[k]) * scale (last column 0, unused).
+template <typename T, typename Acc>
+void ComputeSlopes(const SplineCpuDevice& device, const SplineParams& params,
+                   const Grid<Acc>& grid, const T* coefficients,
+                   Acc* slopes) {
+  const int64 knots = params.knots;
+  device.parallel_for(
+      params.layout.channels, knots * 4, [&](int64 begin, int64 end) {
+        for (int64 c = begin; c < end; ++c) {
+          const T* row = coefficients + c * knots;
+          Acc* slope = slopes + c * knots;
+          for (int64 k = 0; k + 1 < knots; ++k) {
+            slope[k] = (static_cast<Acc>(row[k + 1]) -
+                        static_cast<Acc>(row[k])) *
+                       grid.scale;
+          }
+          slope[knots - 1] = Acc(0);
+        }
+      });
+}
+
+// Pass over (dy, x): dx, and each chunk's segment-pair partial sums
+// (chunks.count buffers of pair_size entries at `partials`).
+template <typename T, typename Acc>
+void AccumulateChunks(const SplineCpuDevice& device, const SplineParams& params,
+                      const ReductionChunks& chunks, const T* dy, const T* x,
+                      const Acc* slopes, T* dx, Acc* partials) {
+  const Grid<Acc> grid(params);
+  const RowView view(params.layout);
+  const CpuPath path = SplinePath(params);
+  const int64 knots = params.knots;
+  const int64 pair_size = 2 * params.layout.channels * knots;
+  device.parallel_for(
+      chunks.count, chunks.rows_per_chunk * 2 * kCyclesPerElement,
+      [&](int64 begin, int64 end) {
+        for (int64 chunk = begin; chunk < end; ++chunk) {
+          Acc* acc = partials + chunk * pair_size;
+          std::fill(acc, acc + pair_size, Acc(0));
+          const int64 first = chunk * chunks.rows_per_chunk;
+          const int64 last = std::min(view.size, first + chunks.rows_per_chunk);
+          ForEachRun(view, knots, first, last,
+                     [&](int64 offset, int64 table_offset, int64 stride,
+                         int64 n) {
+                       Backward<T, Acc>(path, grid, dy + offset, x + offset,
+                                        slopes + table_offset,
+                                        acc + 2 * table_offset, stride, n,
+                                        dx + offset);
+                     });
+        }
+      });
+}
+
+// Adds the partial buffers 1.. into buffer 0, in chunk order, per block of
+// entries.
+template <typename Acc>
+void SumPartials(const SplineCpuDevice& device, int64 count, int64 pair_size,
+                 Acc* partials) {
+  if (count <= 1) return;
+  const int64 blocks = (pair_size + kReduceBlock - 1) / kReduceBlock;
+  device.parallel_for(blocks, kReduceBlock * count, [&](int64 begin,
+                                                        int64 end) {
+    for (int64 b = begin; b < end; ++b) {
+      const int64 lo = b * kReduceBlock;
+      const int64 hi = std::min(pair_size, lo + kReduceBlock);
+      for (int64 chunk = 1; chunk < count; ++chunk) {
+        const Acc* part = partials + chunk * pair_size;
+        for (int64 m = lo; m < hi; ++m) partials[m] += part[m];
+      }
+    }
+  });
+}
+
+// dcoefficients[c, k] = P[c, k].first + P[c, k-1].second from the summed
+// segment pairs P.
+template <typename T, typename Acc>
+void PairsToCoefficients(const SplineCpuDevice& device,
+                         const SplineParams& params, const Acc* sum,
+                         T* dcoefficients) {
+  const int64 knots = params.knots;
+  device.parallel_for(
+      params.layout.channels, knots * 4, [&](int64 begin, int64 end) {
+        for (int64 c = begin; c < end; ++c) {
+          const Acc* p = sum + 2 * c * knots;
+          T* out = dcoefficients + c * knots;
+          out[0] = static_cast<T>(p[0]);
+          for (int64 k = 1; k < knots; ++k) {
+            out[k] = static_cast<T>(p[2 * k] + p[2 * k - 1]);
+          }
+        }
+      });
+}
+
+}  // namespace
+
+int64 LinearSplineCpuScratchSize(const SplineParams& params) {
+  const int64 table_size = params.layout.channels * params.knots;
+  if (table_size == 0 || params.layout.size() == 0) return 0;
+  return table_size + BackwardChunks(params).count * 2 * table_size;
+}
+
+template <typename T>
+const char* LinearSplineForward<SplineCpuDevice, T>::operator()(
+    const SplineCpuDevice& device, const SplineParams& params, const T* x,
+    const T* coefficients, T* y) const {
+  using Acc = typename AccumulatorOf<T>::type;
+  const ChannelLayout& layout = params.layout;
+  if (layout.size() == 0) return nullptr;
+  const int64 knots = params.knots;
+  const CoefficientTable<T, Acc> table(coefficients, layout.channels * knots);
+  const Grid<Acc> grid(params);
+  const RowView view(layout);
+  const Acc* coeff = table.data();
+  const CpuPath path = SplinePath(params);
+  const int64 blocks = (view.size + kForwardBlock - 1) / kForwardBlock;
+  device.parallel_for(
+      blocks, kForwardBlock * kCyclesPerElement, [&](int64 begin, int64 end) {
+        ForEachRun(view, knots, begin * kForwardBlock,
+                   std::min(view.size, end * kForwardBlock),
+                   [&](int64 offset, int64 table_offset, int64 stride,
+                       int64 n) {
+                     Forward<T, Acc>(path, grid, x + offset,
+                                     coeff + table_offset, stride, n,
+                                     y + offset);
+                   });
+      });
+  return nullptr;
+}
+
+template <typename T, typename Acc>
+const char* LinearSplineBackward<SplineCpuDevice, T, Acc>::operator()(
+    const SplineCpuDevice& device, const SplineParams& params, const T* dy,
+    const T* x, const T* coefficients, T* dx, T* dcoefficients,
+    Acc* scratch) const {
+  const int64 table_size = params.layout.channels * params.knots;
+  if (table_size == 0) return nullptr;
+  if (params.layout.size() == 0) {
+    std::fill(dcoefficients, dcoefficients + table_size, T(0));
+    return nullptr;
+  }
+  const ReductionChunks chunks = BackwardChunks(params);
+  Acc* slopes = scratch;                 // [C, K]
+  Acc* partials = scratch + table_size;  // chunks.count x [C, K, 2]
+  ComputeSlopes(device, params, Grid<Acc>(params), coefficients, slopes);
+  AccumulateChunks(device, params, chunks, dy, x, slopes, dx, partials);
+  SumPartials(device, chunks.count, 2 * table_size, partials);
+  PairsToCoefficients(device, params, partials, dcoefficients);
+  return nullptr;
+}
+
+#define TFKAF_INSTANTIATE(T)                                             \
+  template struct LinearSplineForward<SplineCpuDevice, T>;               \
+  template struct LinearSplineBackward<SplineCpuDevice, T,               \
+                                       typename AccumulatorOf<T>::type>;
+
+TFKAF_FOR_CPU_TYPES(TFKAF_INSTANTIATE)
+#undef TFKAF_INSTANTIATE
+
+}  // namespace tfkaf

@@ -1,0 +1,149 @@
+// Vector loops of the linear spline's CPU functors (spline_cpu.cc), compiled
+// once per CPU path through cpu_paths.h; deliberately without an include
+// guard. The includer provides Grid, <immintrin.h> and int64.
+//
+// Float only, 8 elements at a time with AVX2 gathers of the coefficients.
+// They process the largest multiple of 8 of n and return it; the caller
+// finishes with the scalar loop. The baseline path has no vector loop (it
+// returns 0: the scalar loop does everything). Same operations in the same
+// order as the scalar loops, without FMA contraction (hence
+// `optimize("fp-contract=off")` below, the AVX2 path's target enabling FMA),
+// so results are bitwise identical whichever path runs. Require
+// channels * K < 2^31 and K <= 2^24 (int32 indices; K - 2 exact in float),
+// checked by SplinePath (spline_cpu.cc).
+
+#ifndef TFKAF_SIMD_NS
+#error "include spline_cpu_simd.h through cpu_paths.h"
+#endif
+
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+namespace tfkaf {
+namespace TFKAF_SIMD_NS {
+namespace {
+
+#if TFKAF_SIMD_AVX2
+
+struct Segments {
+  __m256i index;  // coefficient index (lane base + i)
+  __m256 t;
+  __m256 u;
+};
+
+// Broadcast constants of one run: the grid, and the lanes' coefficient
+// offsets (lane l starts l * stride coefficients on).
+struct RunConstants {
+  RunConstants(const Grid<float>& grid, int64 channel_stride)
+      : x_min(_mm256_set1_ps(grid.x_min)),
+        scale(_mm256_set1_ps(grid.scale)),
+        last_f(_mm256_set1_ps(grid.last_f)),
+        last(_mm256_set1_epi32(static_cast<int>(grid.last))),
+        base(_mm256_mullo_epi32(
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            _mm256_set1_epi32(static_cast<int>(channel_stride)))),
+        step(_mm256_set1_epi32(8 * static_cast<int>(channel_stride))) {}
+  __m256 x_min, scale, last_f;
+  __m256i last, base, step;
+};
+
+// SplineSegment (spline_kernels.h) for 8 lanes.
+inline Segments Segment(const RunConstants& k, __m256 xv, __m256i base) {
+  const __m256 t = _mm256_mul_ps(_mm256_sub_ps(xv, k.x_min), k.scale);
+  // max_ps returns its second operand when the first is NaN: NaN -> 0.
+  const __m256 clamped =
+      _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), k.last_f);
+  const __m256i i = _mm256_min_epi32(_mm256_cvttps_epi32(clamped), k.last);
+  Segments out;
+  out.t = t;
+  out.u = _mm256_sub_ps(t, _mm256_cvtepi32_ps(i));
+  out.index = _mm256_add_epi32(base, i);
+  return out;
+}
+
+inline int64 ForwardVector(const Grid<float>& grid, const float* x,
+                           const float* coeff, int64 channel_stride, int64 n,
+                           float* y) {
+  const RunConstants k(grid, channel_stride);
+  __m256i base = k.base;
+  const int64 done = n & ~int64{7};
+  for (int64 j = 0; j < done; j += 8) {
+    const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+    const __m256 c0 = _mm256_i32gather_ps(coeff, s.index, 4);
+    const __m256 c1 = _mm256_i32gather_ps(coeff + 1, s.index, 4);
+    _mm256_storeu_ps(
+        y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
+    base = _mm256_add_epi32(base, k.step);
+  }
+  return done;
+}
+
+// pair[0..1] += the two low lanes of v (one 8-byte load and store; the
+// intrinsics' operand types are may_alias, so float memory is fine).
+inline void AddPair(float* pair, __m128 v) {
+  __m128i* target = reinterpret_cast<__m128i*>(pair);
+  const __m128 old = _mm_castsi128_ps(_mm_loadl_epi64(target));
+  _mm_storel_epi64(target, _mm_castps_si128(_mm_add_ps(old, v)));
+}
+
+// Adds the 8 lanes' ((1 - u) g, u g) pairs to acc at their indices, in lane
+// order, so that conflicting lanes (one channel) add in order.
+inline void AddPairs(float* acc, __m256i index, __m256 w0, __m256 ug) {
+  alignas(32) int at[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(at), index);
+  const __m256 lo = _mm256_unpacklo_ps(w0, ug);  // pairs of lanes 0 1 | 4 5
+  const __m256 hi = _mm256_unpackhi_ps(w0, ug);  // pairs of lanes 2 3 | 6 7
+  const __m128 p01 = _mm256_castps256_ps128(lo);
+  const __m128 p23 = _mm256_castps256_ps128(hi);
+  const __m128 p45 = _mm256_extractf128_ps(lo, 1);
+  const __m128 p67 = _mm256_extractf128_ps(hi, 1);
+  AddPair(acc + 2 * int64{at[0]}, p01);
+  AddPair(acc + 2 * int64{at[1]}, _mm_movehl_ps(p01, p01));
+  AddPair(acc + 2 * int64{at[2]}, p23);
+  AddPair(acc + 2 * int64{at[3]}, _mm_movehl_ps(p23, p23));
+  AddPair(acc + 2 * int64{at[4]}, p45);
+  AddPair(acc + 2 * int64{at[5]}, _mm_movehl_ps(p45, p45));
+  AddPair(acc + 2 * int64{at[6]}, p67);
+  AddPair(acc + 2 * int64{at[7]}, _mm_movehl_ps(p67, p67));
+}
+
+inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
+                            const float* x, const float* slopes, float* acc,
+                            int64 channel_stride, int64 n, float* dx) {
+  const RunConstants k(grid, channel_stride);
+  __m256i base = k.base;
+  const int64 done = n & ~int64{7};
+  for (int64 j = 0; j < done; j += 8) {
+    const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+    // The slope, or t itself where t is NaN (as the scalar loop).
+    const __m256 d = _mm256_blendv_ps(
+        s.t, _mm256_i32gather_ps(slopes, s.index, 4),
+        _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
+    const __m256 g = _mm256_loadu_ps(dy + j);
+    _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
+    const __m256 ug = _mm256_mul_ps(s.u, g);
+    AddPairs(acc, s.index, _mm256_sub_ps(g, ug), ug);
+    base = _mm256_add_epi32(base, k.step);
+  }
+  return done;
+}
+
+#else  // baseline: no vector loop
+
+inline int64 ForwardVector(const Grid<float>&, const float*, const float*,
+                           int64, int64, float*) {
+  return 0;
+}
+
+inline int64 BackwardVector(const Grid<float>&, const float*, const float*,
+                            const float*, float*, int64, int64, float*) {
+  return 0;
+}
+
+#endif  // TFKAF_SIMD_AVX2
+
+}  // namespace
+}  // namespace TFKAF_SIMD_NS
+}  // namespace tfkaf
+
+#pragma GCC pop_options

@@ -1,0 +1,186 @@
+"""Every CPU path of the fused ops against the NumPy reference and each other.
+
+The CPU kernels are compiled once per instruction-set path (baseline x86-64,
+AVX2+FMA; docs/design.md, section 5) and pick one per process, which
+TFKAF_CPU_PATH can force. Each path runs in its own subprocess, since the
+choice is read once. KAF (all three kernels), 2D-KAF and the spline run
+forward and backward, channels-last and channels-first, float32 and float64,
+with sizes that leave partial vectors. The spline's paths are bitwise
+identical (same operations, no FMA); KAF's differ by rounding only.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfkaf
+
+from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
+from reference import np_spline, np_spline_grad
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(
+    tfkaf.__file__)))
+PATHS = ("baseline", "avx2")
+DTYPES = ("float32", "float64")
+X_RANGE = (-2.0, 2.0)  # spline grid
+# (shape, axis): channels-last rows of 19 channels (vectors of 8 and 4 with
+# tails) and channels-first runs of 21 positions.
+LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1))
+TOL = {"float32": dict(rtol=1e-4, atol=1e-4),
+       "float64": dict(rtol=1e-9, atol=1e-10)}
+
+# Runs in the subprocess: every op's (y, dx, dparam) for every case.
+WORKER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    from tfkaf import ops
+    inputs = dict(np.load(sys.argv[1]))
+    out = {}
+    def run(key, fn, x, param):
+      x = tf.constant(x)
+      param = tf.constant(param)
+      with tf.GradientTape() as tape:
+        tape.watch([x, param])
+        y = fn(x, param)
+      dx, dparam = tape.gradient(y, [x, param], output_gradients=dy)
+      out[key + "/y"], out[key + "/dx"] = y.numpy(), dx.numpy()
+      out[key + "/dparam"] = dparam.numpy()
+    for name in sorted({k.rsplit("/", 1)[0] for k in inputs}):
+      op, axis = name.split("/")[0], int(name.split("/")[2])
+      x, dy = inputs[name + "/x"], tf.constant(inputs[name + "/dy"])
+      param = inputs[name + "/param"]
+      if op == "kaf2d":
+        fn = lambda x, a: ops.kaf2d(x, a, 2.0, axis=axis)
+      elif op == "spline":
+        fn = lambda x, c: ops.linear_spline(x, c, %r, %r, axis=axis)
+      else:
+        fn = lambda x, a: ops.kaf(x, a, 2.0, kernel=op, axis=axis)
+      run(name, fn, x, param)
+    np.savez(sys.argv[2], **out)
+""" % X_RANGE)
+
+
+def _cpu_flags():
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          return set(line.split(":", 1)[1].split())
+  except OSError:
+    pass
+  return set()
+
+
+def _missing(path):
+  """Why this machine cannot run `path`, or None."""
+  if path == "avx2":
+    lacking = {"avx2", "fma"} - _cpu_flags()
+    if lacking:
+      return "CPU lacks " + ", ".join(sorted(lacking))
+  return None
+
+
+def _inputs():
+  """name -> x, dy, param for every op, layout and dtype."""
+  rng = np.random.default_rng(7)
+  cases = {}
+  for dtype in DTYPES:
+    for shape, axis in LAYOUTS:
+      channels = shape[axis]
+      x = rng.uniform(-3.0, 3.0, shape)
+      dy = rng.standard_normal(shape)
+      params = {"gaussian": rng.standard_normal((channels, 12)),
+                "relu": rng.standard_normal((channels, 7)),
+                "softplus": rng.standard_normal((channels, 7)),
+                "spline": rng.standard_normal((channels, 11))}
+      for op, param in params.items():
+        cases[(op, dtype, axis)] = (x, dy, param)
+      x2 = np.concatenate([x, rng.uniform(-3.0, 3.0, shape)], axis)
+      cases[("kaf2d", dtype, axis)] = (x2, dy, rng.standard_normal(
+          (channels, 36)))
+  out = {}
+  for (op, dtype, axis), arrays in cases.items():
+    for part, value in zip(("x", "dy", "param"), arrays):
+      out[f"{op}/{dtype}/{axis}/{part}"] = value.astype(dtype)
+  return out
+
+
+@pytest.fixture(scope="module")
+def inputs():
+  return _inputs()
+
+
+@pytest.fixture(scope="module")
+def results(inputs, tmp_path_factory):
+  """TFKAF_CPU_PATH value -> that subprocess's outputs (None: skipped)."""
+  folder = tmp_path_factory.mktemp("cpu_paths")
+  np.savez(folder / "inputs.npz", **inputs)
+  out = {}
+  for path in PATHS + ("no-such-path",):
+    if _missing(path):
+      out[path] = None
+      continue
+    target = folder / f"{path}.npz"
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, TFKAF_CPU_PATH=path,
+               TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", WORKER, str(folder / "inputs.npz"),
+                    str(target)], check=True, env=env, timeout=600)
+    out[path] = dict(np.load(target))
+  return out
+
+
+def _reference(op, x, dy, param, axis):
+  if op == "spline":
+    y = np_spline(x, param, *X_RANGE, axis=axis)
+    return (y,) + np_spline_grad(dy, x, param, *X_RANGE, axis=axis)
+  if op == "kaf2d":
+    return ((np_kaf2d(x, param, 2.0, axis=axis),) +
+            np_kaf2d_grads(dy, x, param, 2.0, axis=axis))
+  return ((np_kaf(x, param, 2.0, op, axis=axis),) +
+          np_kaf_grads(dy, x, param, 2.0, op, axis=axis))
+
+
+def _names(inputs):
+  return sorted({k.rsplit("/", 1)[0] for k in inputs})
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_path_matches_reference(path, inputs, results):
+  if results[path] is None:
+    pytest.skip(f"{path}: {_missing(path)}")
+  got = results[path]
+  for name in _names(inputs):
+    op, dtype, axis = name.split("/")
+    expected = _reference(op, *(inputs[f"{name}/{p}"].astype(np.float64)
+                                for p in ("x", "dy", "param")), int(axis))
+    for part, want in zip(("y", "dx", "dparam"), expected):
+      np.testing.assert_allclose(got[f"{name}/{part}"], want, **TOL[dtype],
+                                 err_msg=f"{path} {name} {part}")
+
+
+def test_paths_agree(inputs, results):
+  if results["avx2"] is None:
+    pytest.skip(f"only one path here: avx2: {_missing('avx2')}")
+  base, avx2 = results["baseline"], results["avx2"]
+  for key in base:
+    if key.startswith("spline/"):  # no FMA: the same bits on every path
+      np.testing.assert_array_equal(avx2[key], base[key], err_msg=key)
+    else:
+      dtype = key.split("/")[1]
+      np.testing.assert_allclose(avx2[key], base[key], **TOL[dtype],
+                                 err_msg=key)
+  # The variable really switches the code: AVX2's FMA rounds KAF differently.
+  key = "gaussian/float32/-1/y"
+  assert not np.array_equal(avx2[key], base[key])
+
+
+def test_unknown_path_falls_back_to_best(results):
+  best = "avx2" if results["avx2"] is not None else "baseline"
+  fallback = results["no-such-path"]
+  for key, value in results[best].items():
+    np.testing.assert_array_equal(fallback[key], value, err_msg=key)
