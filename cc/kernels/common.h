@@ -5,6 +5,7 @@
 #define TFKAF_CC_KERNELS_COMMON_H_
 
 #include <cstdint>
+#include <functional>
 
 namespace tfkaf {
 
@@ -22,10 +23,52 @@ struct ChannelLayout {
   int64 size() const { return outer * channels * inner; }
 };
 
-// Device tag for the CUDA functors: the TensorFlow stream as a cudaStream_t.
+// The devices of the functors (functor::KafForward<Device, T>, ...; see
+// kaf_kernels.h, spline_kernels.h), TensorFlow-free. CpuDevice runs
+// parallel_for(units, cost_per_unit, fn): fn(begin, end) over [0, units) on
+// the op's intra-op thread pool, cost in ~cycles per unit. GpuDevice holds
+// the op's stream as an opaque cudaStream_t. op_util.h makes both from an
+// OpKernelContext (DeviceOf).
+struct CpuDevice {
+  std::function<void(int64, int64, const std::function<void(int64, int64)>&)>
+      parallel_for;
+};
 struct GpuDevice {
   void* stream = nullptr;
 };
+
+// The type a functor computes and accumulates in: double stays double; every
+// other type (float, half, bfloat16 and their raw-bit forms) uses float.
+template <typename T>
+struct AccumulatorOf {
+  using type = float;
+};
+template <>
+struct AccumulatorOf<double> {
+  using type = double;
+};
+
+// Declares the two functors of one op for one device: Forward(device,
+// config, x, param, y) and Backward(device, config, dy, x, param, dx, dparam,
+// scratch), both returning nullptr on success, else a static error message
+// (a CUDA error string on the GPU). Backward::ScratchSize(config) is the
+// number of Acc entries of `scratch` it needs; when 0, scratch may be
+// nullptr. Each op's header declares its functors for CpuDevice and GpuDevice
+// with this one signature; the CPU file and the .cu.cc define them.
+#define TFKAF_DECLARE_FUNCTORS(Forward, Backward, Config, Device)           \
+  template <typename T>                                                     \
+  struct Forward<Device, T> {                                               \
+    const char* operator()(const Device& device, const Config& config,      \
+                           const T* x, const T* param, T* y) const;         \
+  };                                                                        \
+  template <typename T>                                                     \
+  struct Backward<Device, T> {                                              \
+    using Acc = typename AccumulatorOf<T>::type;                            \
+    static int64 ScratchSize(const Config& config);                         \
+    const char* operator()(const Device& device, const Config& config,      \
+                           const T* dy, const T* x, const T* param, T* dx,  \
+                           T* dparam, Acc* scratch) const;                  \
+  };
 
 // 16-bit float storage with the bit layout of Eigen::half / __half and
 // Eigen::bfloat16 / __nv_bfloat16. The CUDA side computes in float; the CPU
@@ -36,6 +79,19 @@ struct HalfBits {
 struct BFloat16Bits {
   std::uint16_t bits;
 };
+
+// M(T) for every value type of the CUDA functors: explicit instantiations.
+#define TFKAF_FOR_GPU_TYPES(M) \
+  M(float)                     \
+  M(double)                    \
+  M(HalfBits)                  \
+  M(BFloat16Bits)
+
+// Explicit instantiation of the functor pair that TFKAF_DECLARE_FUNCTORS
+// declared, for one device and value type (in namespace tfkaf).
+#define TFKAF_INSTANTIATE_FUNCTORS(Forward, Backward, Device, T) \
+  template struct functor::Forward<Device, T>;                   \
+  template struct functor::Backward<Device, T>;
 
 // Fixed partition of `rows` into chunks for deterministic reductions: chunk
 // boundaries depend only on the problem size, never on the thread count, so

@@ -1,23 +1,11 @@
-// The value types of the CPU functors and the type they compute and
-// accumulate in. TensorFlow-free, so that the CPU kernel files need no
-// TensorFlow header for them.
+// The value types of the CPU functors (they compute and accumulate in
+// AccumulatorOf, common.h). TensorFlow-free, so that the CPU kernel files
+// need no TensorFlow header for them.
 
 #ifndef TFKAF_CC_KERNELS_CPU_TYPES_H_
 #define TFKAF_CC_KERNELS_CPU_TYPES_H_
 
-namespace tfkaf {
-
-// double stays double; every other type (float, half, bfloat16) uses float.
-template <typename T>
-struct AccumulatorOf {
-  using type = float;
-};
-template <>
-struct AccumulatorOf<double> {
-  using type = double;
-};
-
-}  // namespace tfkaf
+#include "cc/kernels/common.h"
 
 // M(T) for every value type of the CPU functors (the includer provides
 // Eigen/Core): explicit instantiations.

@@ -96,19 +96,6 @@ class AlignedBuffer {
   std::unique_ptr<Vec<A>[]> data_;
 };
 
-// boundary + margin rounded up in A, so that the clamped x keeps at least
-// `margin` from every centre even where margin is below A's resolution at
-// boundary (huge gamma): there every basis value is exactly 0.
-template <typename A>
-A ClampLimit(double boundary, double margin) {
-  A limit = static_cast<A>(boundary + margin);
-  while (std::isfinite(limit) &&
-         double(limit) - double(static_cast<A>(boundary)) < margin) {
-    limit = std::nextafter(limit, std::numeric_limits<A>::infinity());
-  }
-  return std::isfinite(limit) ? limit : std::numeric_limits<A>::max();
-}
-
 // Host-side setup shared by all CPU functors.
 template <typename A>
 struct Setup {
@@ -131,14 +118,13 @@ struct Setup {
       scale[i] = static_cast<A>(std::exp(-c * k * k));  // exp(-gamma d_i^2)
     }
     d[D - 1] = static_cast<A>(boundary);
-    const double margin = std::sqrt(800.0 / gamma);
     KafCpuParams<A>& p = params;
     p.D = D;
     p.boundary = static_cast<A>(boundary);
     p.gamma = static_cast<A>(gamma);
     p.two_gs = static_cast<A>(2.0 * gamma * step);
     p.gb2 = static_cast<A>(c * j0 * j0);  // gamma boundary^2
-    p.hi = ClampLimit<A>(boundary, margin);
+    p.hi = KafClampLimit<A>(config);
     p.lo = -p.hi;
     // Walk mode (kaf_cpu_simd.h) needs gamma boundary^2 = c j0^2 <= 40 (f
     // and C_j within [e^-40, e^40]), c (D - 2) <= 40 (the ratios) and, where
@@ -163,7 +149,7 @@ inline void Convert(const From* from, To* to, int64 n) {
 // mode; 2D: per channel pair the D*D coefficients. Blocked:
 // [ceil(rows/W)][K][W], zero padded; otherwise [rows][K].
 template <typename A, typename T>
-AlignedBuffer<A> MakeTable(const KafParallelFor& parallel_for,
+AlignedBuffer<A> MakeTable(const CpuDevice& device,
                            const Setup<A>& setup, const T* alpha, int64 rows,
                            bool two_d, bool blocked) {
   constexpr int64 W = kWidth<A>;
@@ -176,7 +162,7 @@ AlignedBuffer<A> MakeTable(const KafParallelFor& parallel_for,
   A* out = table.get();
   const A* scale = setup.scale.data();
   const bool fold = setup.fold;
-  parallel_for(groups, K * lanes * 4, [&](int64 begin, int64 end) {
+  device.parallel_for(groups, K * lanes * 4, [&](int64 begin, int64 end) {
     for (int64 g = begin; g < end; ++g) {
       for (int64 l = 0; l < lanes; ++l) {
         const int64 r = g * lanes + l;
@@ -327,13 +313,14 @@ class TileBuffers {
 // in chunk order. blocked: partial sums in the [rows/W][K][W] layout (one
 // unit of work per block of W rows), else [rows][K].
 template <typename A, typename T>
-void ReducePartials(const KafParallelFor& parallel_for, const A* partial,
+void ReducePartials(const CpuDevice& device, const A* partial,
                     int64 count, int64 chunk_stride, int64 rows, int64 K,
                     bool blocked, const A* scale, T* dalpha) {
   constexpr int64 W = kWidth<A>;
   const int64 group = blocked ? W : 1;
   const int64 groups = (rows + group - 1) / group;
-  parallel_for(groups, K * group * (count + 1), [&](int64 begin, int64 end) {
+  device.parallel_for(groups, K * group * (count + 1), [&](int64 begin,
+                                                           int64 end) {
     A sum[W];
     for (int64 b = begin; b < end; ++b) {
       const int64 lanes = std::min(group, rows - b * group);
@@ -483,7 +470,7 @@ void BackwardTileAt(const CallContext<A>& c, TileBuffers<A, T>& buf,
 }
 
 template <bool kTwoD, typename T>
-void RunForward(const KafParallelFor& parallel_for, const KafConfig& config,
+void RunForward(const CpuDevice& device, const KafConfig& config,
                 const T* x, const T* alpha, T* y) {
   using A = typename AccumulatorOf<T>::type;
   const ChannelLayout& L = config.layout;
@@ -491,37 +478,39 @@ void RunForward(const KafParallelFor& parallel_for, const KafConfig& config,
   const Setup<A> setup(config, kTwoD);
   const TileGrid grid(L, kTwoD);
   const AlignedBuffer<A> table =
-      MakeTable<A>(parallel_for, setup, alpha, grid.rows, kTwoD, grid.blocked);
+      MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
   const int64 D = setup.params.D;
   const int64 cost = ElementCost(config, kTwoD, false);
   if (grid.blocked) {
     const int64 row_tiles = (L.outer + kTileRows - 1) / kTileRows;
-    parallel_for(row_tiles * grid.segments, kTileRows * kSegment * cost,
-                 [&](int64 begin, int64 end) {
-                   TileBuffers<A, T> buf(D, kTileRows * kSegment);
-                   for (int64 u = begin; u < end; ++u) {
-                     const int64 o = (u / grid.segments) * kTileRows;
-                     const TileAt at = grid.Last(
-                         o, std::min(kTileRows, L.outer - o), u % grid.segments);
-                     ForwardTileAt<kTwoD, false>(c, buf, at, x, y);
-                   }
-                 });
+    device.parallel_for(
+        row_tiles * grid.segments, kTileRows * kSegment * cost,
+        [&](int64 begin, int64 end) {
+          TileBuffers<A, T> buf(D, kTileRows * kSegment);
+          for (int64 u = begin; u < end; ++u) {
+            const int64 o = (u / grid.segments) * kTileRows;
+            const TileAt at = grid.Last(o, std::min(kTileRows, L.outer - o),
+                                        u % grid.segments);
+            ForwardTileAt<kTwoD, false>(c, buf, at, x, y);
+          }
+        });
     return;
   }
-  parallel_for(grid.tiles_first(), std::min(kSegment, L.inner) * cost,
-               [&](int64 begin, int64 end) {
-                 TileBuffers<A, T> buf(D, kSegment);
-                 for (int64 u = begin; u < end; ++u) {
-                   ForwardTileAt<kTwoD, true>(c, buf, grid.First(u), x, y);
-                 }
-               });
+  device.parallel_for(
+      grid.tiles_first(), std::min(kSegment, L.inner) * cost,
+      [&](int64 begin, int64 end) {
+        TileBuffers<A, T> buf(D, kSegment);
+        for (int64 u = begin; u < end; ++u) {
+          ForwardTileAt<kTwoD, true>(c, buf, grid.First(u), x, y);
+        }
+      });
 }
 
 // Channels-last backward. Units: (row chunk, channel segment); each writes
 // only its own slice of its chunk's partial sums, row tiles in order.
 template <bool kTwoD, typename A, typename T>
-void BackwardLast(const KafParallelFor& parallel_for, const CallContext<A>& c,
+void BackwardLast(const CpuDevice& device, const CallContext<A>& c,
                   const TileGrid& grid, int64 cost, const T* dy, const T* x,
                   T* dx, T* dalpha, const A* scale) {
   constexpr int64 W = kWidth<A>;
@@ -531,7 +520,7 @@ void BackwardLast(const KafParallelFor& parallel_for, const CallContext<A>& c,
   const ReductionChunks chunks =
       ReductionChunks::For(outer, grid.rows * c.KA, stride);
   AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
-  parallel_for(
+  device.parallel_for(
       chunks.count * grid.segments,
       chunks.rows_per_chunk * std::min(kSegment, grid.rows) * cost,
       [&](int64 begin, int64 end) {
@@ -552,14 +541,14 @@ void BackwardLast(const KafParallelFor& parallel_for, const CallContext<A>& c,
           }
         }
       });
-  ReducePartials(parallel_for, partial.get(), chunks.count, stride,
+  ReducePartials(device, partial.get(), chunks.count, stride,
                  grid.rows, c.KA, /*blocked=*/true, scale, dalpha);
 }
 
 // Channels-first backward. Units: row chunks over (o, channel, segment)
 // tiles.
 template <bool kTwoD, typename A, typename T>
-void BackwardFirst(const KafParallelFor& parallel_for, const CallContext<A>& c,
+void BackwardFirst(const CpuDevice& device, const CallContext<A>& c,
                    const TileGrid& grid, int64 cost, const T* dy, const T* x,
                    T* dx, T* dalpha, const A* scale) {
   const int64 total = grid.tiles_first();
@@ -568,7 +557,7 @@ void BackwardFirst(const KafParallelFor& parallel_for, const CallContext<A>& c,
   const ReductionChunks chunks =
       ReductionChunks::For(total, tile_len * c.KA, stride);
   AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
-  parallel_for(
+  device.parallel_for(
       chunks.count, chunks.rows_per_chunk * tile_len * cost,
       [&](int64 begin, int64 end) {
         TileBuffers<A, T> buf(c.p.D, kSegment);
@@ -583,12 +572,12 @@ void BackwardFirst(const KafParallelFor& parallel_for, const CallContext<A>& c,
           }
         }
       });
-  ReducePartials(parallel_for, partial.get(), chunks.count, stride,
+  ReducePartials(device, partial.get(), chunks.count, stride,
                  grid.rows, c.KA, /*blocked=*/false, scale, dalpha);
 }
 
 template <bool kTwoD, typename T>
-void RunBackward(const KafParallelFor& parallel_for, const KafConfig& config,
+void RunBackward(const CpuDevice& device, const KafConfig& config,
                  const T* dy, const T* x, const T* alpha, T* dx, T* dalpha) {
   using A = typename AccumulatorOf<T>::type;
   const TileGrid grid(config.layout, kTwoD);
@@ -599,58 +588,69 @@ void RunBackward(const KafParallelFor& parallel_for, const KafConfig& config,
   }
   const Setup<A> setup(config, kTwoD);
   const AlignedBuffer<A> table =
-      MakeTable<A>(parallel_for, setup, alpha, grid.rows, kTwoD, grid.blocked);
+      MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
   const int64 cost = ElementCost(config, kTwoD, true);
   const A* scale = setup.fold ? setup.scale.data() : nullptr;
   if (grid.blocked) {
-    BackwardLast<kTwoD>(parallel_for, c, grid, cost, dy, x, dx, dalpha, scale);
+    BackwardLast<kTwoD>(device, c, grid, cost, dy, x, dx, dalpha, scale);
   } else {
-    BackwardFirst<kTwoD>(parallel_for, c, grid, cost, dy, x, dx, dalpha, scale);
+    BackwardFirst<kTwoD>(device, c, grid, cost, dy, x, dx, dalpha, scale);
   }
 }
 
 }  // namespace
 
+// The functors (kaf_kernels.h); 2D-KAF is Gaussian only.
 template <typename T>
-void KafForwardCpu<T>::operator()(const KafParallelFor& parallel_for,
-                                  const KafConfig& config, const T* x,
-                                  const T* alpha, T* y) const {
-  RunForward</*kTwoD=*/false>(parallel_for, config, x, alpha, y);
+const char* functor::KafForward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const KafConfig& config, const T* x,
+    const T* alpha, T* y) const {
+  RunForward</*kTwoD=*/false>(device, config, x, alpha, y);
+  return nullptr;
 }
 
 template <typename T>
-void KafBackwardCpu<T>::operator()(const KafParallelFor& parallel_for,
-                                   const KafConfig& config, const T* dy,
-                                   const T* x, const T* alpha, T* dx,
-                                   T* dalpha) const {
-  RunBackward</*kTwoD=*/false>(parallel_for, config, dy, x, alpha, dx, dalpha);
+int64 functor::KafBackward<CpuDevice, T>::ScratchSize(const KafConfig&) {
+  return 0;
 }
 
 template <typename T>
-void Kaf2dForwardCpu<T>::operator()(const KafParallelFor& parallel_for,
-                                    const KafConfig& config, const T* x,
-                                    const T* alpha, T* y) const {
+const char* functor::KafBackward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc*) const {
+  RunBackward</*kTwoD=*/false>(device, config, dy, x, alpha, dx, dalpha);
+  return nullptr;
+}
+
+template <typename T>
+const char* functor::Kaf2dForward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const KafConfig& config, const T* x,
+    const T* alpha, T* y) const {
   KafConfig c = config;
   c.kernel = KafKernel::kGaussian;
-  RunForward</*kTwoD=*/true>(parallel_for, c, x, alpha, y);
+  RunForward</*kTwoD=*/true>(device, c, x, alpha, y);
+  return nullptr;
 }
 
 template <typename T>
-void Kaf2dBackwardCpu<T>::operator()(const KafParallelFor& parallel_for,
-                                     const KafConfig& config, const T* dy,
-                                     const T* x, const T* alpha, T* dx,
-                                     T* dalpha) const {
-  KafConfig c = config;
-  c.kernel = KafKernel::kGaussian;
-  RunBackward</*kTwoD=*/true>(parallel_for, c, dy, x, alpha, dx, dalpha);
+int64 functor::Kaf2dBackward<CpuDevice, T>::ScratchSize(const KafConfig&) {
+  return 0;
 }
 
-#define TFKAF_INSTANTIATE(T)          \
-  template struct KafForwardCpu<T>;   \
-  template struct KafBackwardCpu<T>;  \
-  template struct Kaf2dForwardCpu<T>; \
-  template struct Kaf2dBackwardCpu<T>;
+template <typename T>
+const char* functor::Kaf2dBackward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc*) const {
+  KafConfig c = config;
+  c.kernel = KafKernel::kGaussian;
+  RunBackward</*kTwoD=*/true>(device, c, dy, x, alpha, dx, dalpha);
+  return nullptr;
+}
+
+#define TFKAF_INSTANTIATE(T) \
+  TFKAF_INSTANTIATE_FUNCTORS(KafForward, KafBackward, CpuDevice, T) \
+  TFKAF_INSTANTIATE_FUNCTORS(Kaf2dForward, Kaf2dBackward, CpuDevice, T)
 
 TFKAF_FOR_CPU_TYPES(TFKAF_INSTANTIATE)
 #undef TFKAF_INSTANTIATE

@@ -4,9 +4,6 @@
 // dispatch to the CPU functors (kaf_cpu.cc) or, when built with CUDA, the GPU
 // functors (kaf_kernels.cu.cc).
 
-#include <algorithm>
-#include <functional>
-#include <type_traits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -28,10 +25,6 @@ using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
-using ::tensorflow::TensorShape;
-
-struct CpuTag {};
-struct GpuTag {};
 
 absl::Status ParseKernel(const std::string& name, KafKernel* kernel) {
   if (name == "gaussian") {
@@ -75,14 +68,27 @@ KafConfig ConfigOf(const KafAttrs& attrs, KafKernel kernel,
   return config;
 }
 
-KafParallelFor CpuParallelFor(OpKernelContext* context) {
-  return [context](int64 units, int64 cost,
-                   const std::function<void(int64, int64)>& fn) {
-    ParallelFor(context, units, cost, fn);
-  };
-}
+// The functors of Kaf (kTwoD false) or Kaf2d (kTwoD true).
+template <bool kTwoD>
+struct KafFunctors {
+  template <typename Device, typename T>
+  using Forward = functor::KafForward<Device, T>;
+  template <typename Device, typename T>
+  using Backward = functor::KafBackward<Device, T>;
+};
+template <>
+struct KafFunctors<true> {
+  template <typename Device, typename T>
+  using Forward = functor::Kaf2dForward<Device, T>;
+  template <typename Device, typename T>
+  using Backward = functor::Kaf2dBackward<Device, T>;
+};
 
-// Forward: Kaf (two_d = false) and Kaf2d (two_d = true).
+// Forward: Kaf (two_d = false) and Kaf2d (two_d = true). Unlike the spline,
+// the KAF ops allocate their outputs instead of forwarding an input buffer:
+// the CUDA kernels (kaf_kernels.cu.cc) take x, y, dy and dx as __restrict__
+// pointers, so an output aliasing an input would be undefined behaviour
+// there, and dropping __restrict__ would cost the kernels speed.
 template <typename Device, typename T, bool kTwoD>
 class KafOp : public OpKernel {
  public:
@@ -100,14 +106,15 @@ class KafOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0, TensorShapeOf(facts.y), &y));
     if (y->NumElements() == 0) return;
-    Launch(context, ConfigOf(attrs_, kernel_, facts), x.flat<T>().data(),
-           alpha.flat<T>().data(), y->flat<T>().data());
+    OP_REQUIRES_OK(context,
+                   (LaunchForward<KafFunctors<kTwoD>::template Forward,
+                                  Device>(
+                       context, ConfigOf(attrs_, kernel_, facts),
+                       x.flat<T>().data(), alpha.flat<T>().data(),
+                       y->flat<T>().data())));
   }
 
  private:
-  void Launch(OpKernelContext* context, const KafConfig& config, const T* x,
-              const T* alpha, T* y);
-
   KafAttrs attrs_;
   KafKernel kernel_ = KafKernel::kGaussian;
 };
@@ -134,108 +141,32 @@ class KafGradOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(context,
                    context->allocate_output(1, alpha.shape(), &dalpha));
-    Launch(context, config, dy.flat<T>().data(), x.flat<T>().data(),
-           alpha.flat<T>().data(), dx->flat<T>().data(),
-           dalpha->flat<T>().data());
+    OP_REQUIRES_OK(context,
+                   (LaunchBackward<KafFunctors<kTwoD>::template Backward,
+                                   Device>(
+                       context, config, dy.flat<T>().data(),
+                       x.flat<T>().data(), alpha.flat<T>().data(),
+                       dx->flat<T>().data(), dalpha->flat<T>().data())));
   }
 
  private:
-  void Launch(OpKernelContext* context, const KafConfig& config, const T* dy,
-              const T* x, const T* alpha, T* dx, T* dalpha);
-
   KafAttrs attrs_;
   KafKernel kernel_ = KafKernel::kGaussian;
 };
 
-// CPU launches.
-template <typename Device, typename T, bool kTwoD>
-void KafOp<Device, T, kTwoD>::Launch(OpKernelContext* context,
-                                     const KafConfig& config, const T* x,
-                                     const T* alpha, T* y) {
-  if constexpr (std::is_same_v<Device, CpuTag>) {
-    if (kTwoD) {
-      Kaf2dForwardCpu<T>()(CpuParallelFor(context), config, x, alpha, y);
-    } else {
-      KafForwardCpu<T>()(CpuParallelFor(context), config, x, alpha, y);
-    }
-  }
-#ifdef TFKAF_WITH_CUDA
-  if constexpr (std::is_same_v<Device, GpuTag>) {
-    using G = typename GpuStorage<T>::type;
-    GpuDevice device;
-    device.stream = GpuStreamOf(context);
-    const char* error =
-        kTwoD ? Kaf2dForwardGpu<G>()(device, config, GpuPointer(x),
-                                     GpuPointer(alpha), GpuPointer(y))
-              : KafForwardGpu<G>()(device, config, GpuPointer(x),
-                                   GpuPointer(alpha), GpuPointer(y));
-    OP_REQUIRES(context, error == nullptr,
-                absl::InternalError(absl::StrCat(
-                    "CUDA error in ", kTwoD ? "Kaf2d" : "Kaf", ": ", error)));
-  }
-#endif
-}
-
-template <typename Device, typename T, bool kTwoD>
-void KafGradOp<Device, T, kTwoD>::Launch(OpKernelContext* context,
-                                         const KafConfig& config, const T* dy,
-                                         const T* x, const T* alpha, T* dx,
-                                         T* dalpha) {
-  if constexpr (std::is_same_v<Device, CpuTag>) {
-    if (kTwoD) {
-      Kaf2dBackwardCpu<T>()(CpuParallelFor(context), config, dy, x, alpha, dx,
-                            dalpha);
-    } else {
-      KafBackwardCpu<T>()(CpuParallelFor(context), config, dy, x, alpha, dx,
-                          dalpha);
-    }
-  }
-#ifdef TFKAF_WITH_CUDA
-  if constexpr (std::is_same_v<Device, GpuTag>) {
-    using G = typename GpuStorage<T>::type;
-    using Acc = typename AccumulatorOf<T>::type;
-    const int64 rows =
-        kTwoD ? config.layout.channels / 2 : config.layout.channels;
-    const int64 K = kTwoD ? config.num_centres * config.num_centres
-                          : config.num_centres;
-    Tensor scratch;
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                tensorflow::DataTypeToEnum<Acc>::value,
-                                TensorShape({std::max<int64>(rows * K, 1)}),
-                                &scratch));
-    GpuDevice device;
-    device.stream = GpuStreamOf(context);
-    Acc* acc = scratch.flat<Acc>().data();
-    const char* error =
-        kTwoD ? Kaf2dBackwardGpu<G, Acc>()(device, config, GpuPointer(dy),
-                                           GpuPointer(x), GpuPointer(alpha),
-                                           GpuPointer(dx), GpuPointer(dalpha),
-                                           acc)
-              : KafBackwardGpu<G, Acc>()(device, config, GpuPointer(dy),
-                                         GpuPointer(x), GpuPointer(alpha),
-                                         GpuPointer(dx), GpuPointer(dalpha),
-                                         acc);
-    OP_REQUIRES(context, error == nullptr,
-                absl::InternalError(absl::StrCat(
-                    "CUDA error in ", kTwoD ? "Kaf2dGrad" : "KafGrad", ": ",
-                    error)));
-  }
-#endif
-}
-
 #define TFKAF_REGISTER_CPU(T)                                              \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
-      KafOp<CpuTag, T, false>);                                            \
+      KafOp<CpuDevice, T, false>);                                            \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>KafGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
-      KafGradOp<CpuTag, T, false>);                                        \
+      KafGradOp<CpuDevice, T, false>);                                        \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf2d").Device(DEVICE_CPU).TypeConstraint<T>("T"),       \
-      KafOp<CpuTag, T, true>);                                             \
+      KafOp<CpuDevice, T, true>);                                             \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf2dGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),   \
-      KafGradOp<CpuTag, T, true>);
+      KafGradOp<CpuDevice, T, true>);
 
 TFKAF_REGISTER_CPU(float)
 TFKAF_REGISTER_CPU(double)
@@ -249,16 +180,16 @@ using ::tensorflow::DEVICE_GPU;
 #define TFKAF_REGISTER_GPU(T)                                              \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf").Device(DEVICE_GPU).TypeConstraint<T>("T"),         \
-      KafOp<GpuTag, T, false>);                                            \
+      KafOp<GpuDevice, T, false>);                                            \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>KafGrad").Device(DEVICE_GPU).TypeConstraint<T>("T"),     \
-      KafGradOp<GpuTag, T, false>);                                        \
+      KafGradOp<GpuDevice, T, false>);                                        \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf2d").Device(DEVICE_GPU).TypeConstraint<T>("T"),       \
-      KafOp<GpuTag, T, true>);                                             \
+      KafOp<GpuDevice, T, true>);                                             \
   REGISTER_KERNEL_BUILDER(                                                 \
       Name("Tfkaf>Kaf2dGrad").Device(DEVICE_GPU).TypeConstraint<T>("T"),   \
-      KafGradOp<GpuTag, T, true>);
+      KafGradOp<GpuDevice, T, true>);
 
 TFKAF_REGISTER_GPU(float)
 TFKAF_REGISTER_GPU(double)

@@ -24,19 +24,23 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
+#include <type_traits>
 
 #include "cc/kernels/common.h"
 #include "cc/kernels/cuda_convert.cu.h"
+#include "cc/kernels/cuda_launch.cu.h"
 #include "cc/kernels/kaf_kernels.h"
 
 namespace tfkaf {
 namespace {
 
-constexpr int kThreads = 256;
+using cuda::Blocks;
+using cuda::kSharedBytes;
+using cuda::kThreads;
+using cuda::LastError;
+
 constexpr int kMaxTile = 32;         // channels per block in backward
 constexpr int kMaxGrid2d = 32;       // 2D grid side kept in registers/local
-constexpr int kSharedBytes = 48 * 1024;
 
 __device__ __forceinline__ float Exp(float a) { return expf(a); }
 __device__ __forceinline__ double Exp(double a) { return exp(a); }
@@ -53,6 +57,11 @@ struct Params {
   __device__ __forceinline__ A Centre(int i) const {
     return i == D - 1 ? boundary : -boundary + A(i) * step;
   }
+  // x clamped to [lo, hi]; NaN stays NaN.
+  __device__ __forceinline__ A Clamp(A x) const {
+    const A low = x < lo ? lo : x;
+    return low > hi ? hi : low;
+  }
 };
 
 template <typename A>
@@ -60,24 +69,14 @@ Params<A> MakeParams(const KafConfig& config) {
   const double D = double(config.num_centres);
   const double step = 2.0 * config.boundary / (D - 1.0);
   const double c = config.gamma * step * step;
-  const double margin = std::sqrt(800.0 / config.gamma);
   Params<A> p;
   p.D = static_cast<int>(config.num_centres);
   p.boundary = A(config.boundary);
   p.step = A(step);
   p.gamma = A(config.gamma);
   p.q2 = A(std::exp(-2.0 * c));
-  // boundary + margin rounded up in A (margin can be below A's resolution
-  // at boundary for huge gamma): the clamped x keeps at least `margin` from
-  // every centre, where every basis value is exactly 0.
-  A limit = A(config.boundary + margin);
-  while (std::isfinite(limit) &&
-         double(limit) - double(A(config.boundary)) < margin) {
-    limit = std::nextafter(limit, std::numeric_limits<A>::infinity());
-  }
-  if (!std::isfinite(limit)) limit = std::numeric_limits<A>::max();
-  p.hi = limit;
-  p.lo = -limit;
+  p.hi = KafClampLimit<A>(config);
+  p.lo = -p.hi;
   return p;
 }
 
@@ -85,8 +84,7 @@ Params<A> MakeParams(const KafConfig& config) {
 // from the nearest centre. Returns x clamped (NaN stays NaN).
 template <typename A, typename F>
 __device__ __forceinline__ A GaussWalk(const Params<A>& p, A x, F& f) {
-  A xc = x < p.lo ? p.lo : x;
-  xc = xc > p.hi ? p.hi : xc;
+  const A xc = p.Clamp(x);
   A u = (xc + p.boundary) / p.step;
   u = u > A(0) ? u : A(0);                  // NaN -> 0
   u = u < A(p.D - 1) ? u : A(p.D - 1);
@@ -178,6 +176,23 @@ struct BackwardSum {
   }
 };
 
+// The block's n shared-memory accumulators: zeroed before its work, and
+// after it the non-zero ones (NaN too) added to `global`, one atomicAdd each.
+template <typename A>
+__device__ __forceinline__ void ZeroShared(A* shared, int n) {
+  for (int j = threadIdx.x; j < n; j += blockDim.x) shared[j] = A(0);
+  __syncthreads();
+}
+template <typename A>
+__device__ __forceinline__ void FlushShared(const A* shared, A* global,
+                                            int n) {
+  __syncthreads();
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    const A v = shared[j];
+    if (v != A(0)) atomicAdd(global + j, v);
+  }
+}
+
 // Position and channel of work item w of a tile of `ct` channels.
 __device__ __forceinline__ void WorkItem(int64 w, int ct, int64* position,
                                          int* local_channel) {
@@ -197,10 +212,7 @@ __global__ void KafBackwardKernel(const T* __restrict__ dy,
   const int D = p.D;
   const int64 c0 = int64(blockIdx.x) * tile;
   const int ct = static_cast<int>(C - c0 < tile ? C - c0 : tile);
-  if (kShared) {
-    for (int j = threadIdx.x; j < ct * D; j += blockDim.x) shared[j] = A(0);
-    __syncthreads();
-  }
+  if (kShared) ZeroShared(shared, ct * D);
   const int64 positions = outer * inner;
   const int64 work = positions * ct;
   for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
@@ -218,8 +230,7 @@ __global__ void KafBackwardKernel(const T* __restrict__ dy,
     A dxv;
     if (kernel == KafKernel::kGaussian) {
       BackwardSum<T, A> f{a, acc_row, g, A(0), &p, A(0)};
-      A xc = xv < p.lo ? p.lo : xv;
-      f.xc = xc > p.hi ? p.hi : xc;
+      f.xc = p.Clamp(xv);
       GaussWalk(p, xv, f);
       dxv = ((f.sum * -p.gamma) * A(2)) * g;  // never forms -2 gamma
     } else {
@@ -235,13 +246,7 @@ __global__ void KafBackwardKernel(const T* __restrict__ dy,
     }
     dx[idx] = Cvt<T>::Out(dxv);
   }
-  if (kShared) {
-    __syncthreads();
-    for (int j = threadIdx.x; j < ct * D; j += blockDim.x) {
-      const A v = shared[j];
-      if (v != A(0)) atomicAdd(dalpha + c0 * D + j, v);
-    }
-  }
+  if (kShared) FlushShared(shared, dalpha + c0 * D, ct * D);
 }
 
 template <typename T, typename A>
@@ -279,10 +284,8 @@ __global__ void Kaf2dForwardKernel(const T* __restrict__ x,
         acc += q * E2[b];
       }
     } else {
-      A xc1 = x1 < p.lo ? p.lo : x1;
-      xc1 = xc1 > p.hi ? p.hi : xc1;
-      A xc2 = x2 < p.lo ? p.lo : x2;
-      xc2 = xc2 > p.hi ? p.hi : xc2;
+      const A xc1 = p.Clamp(x1);
+      const A xc2 = p.Clamp(x2);
       for (int b = 0; b < D; ++b) {
         const A t2 = xc2 - p.Centre(b);
         const A e2 = Exp(-p.gamma * t2 * t2);
@@ -294,6 +297,52 @@ __global__ void Kaf2dForwardKernel(const T* __restrict__ x,
     }
     y[idx] = Cvt<T>::Out(acc);
   }
+}
+
+// One position of 2D-KAF's backward: s1 and s2, the sums over the grid of
+// alpha * basis * (xc1 - d_k) and * (xc2 - d_b), and the dalpha terms
+// g * basis added to acc_row. The basis comes from the walk (D <=
+// kMaxGrid2d, kept in local arrays) or is evaluated directly.
+template <typename T, typename A>
+__device__ __forceinline__ void Kaf2dBackwardSums(const Params<A>& p,
+                                                  const T* a, A x1, A x2,
+                                                  A xc1, A xc2, A g,
+                                                  A* acc_row, A* sum1,
+                                                  A* sum2) {
+  const int D = p.D;
+  A s1 = A(0), s2 = A(0);
+  if (D <= kMaxGrid2d) {
+    A E1[kMaxGrid2d], E2[kMaxGrid2d];
+    StoreBasis<T, A> b1{E1}, b2{E2};
+    GaussWalk(p, x1, b1);
+    GaussWalk(p, x2, b2);
+    for (int b = 0; b < D; ++b) {
+      const A e2 = E2[b];
+      const A t2 = xc2 - p.Centre(b);
+      for (int k = 0; k < D; ++k) {
+        const A e = E1[k] * e2;
+        const A w_al = Cvt<T>::In(a[b * D + k]) * e;
+        s1 += w_al * (xc1 - p.Centre(k));
+        s2 += w_al * t2;
+        atomicAdd(acc_row + b * D + k, g * e);
+      }
+    }
+  } else {
+    for (int b = 0; b < D; ++b) {
+      const A t2 = xc2 - p.Centre(b);
+      const A e2 = Exp(-p.gamma * t2 * t2);
+      for (int k = 0; k < D; ++k) {
+        const A t1 = xc1 - p.Centre(k);
+        const A e = Exp(-p.gamma * t1 * t1) * e2;
+        const A w_al = Cvt<T>::In(a[b * D + k]) * e;
+        s1 += w_al * t1;
+        s2 += w_al * t2;
+        atomicAdd(acc_row + b * D + k, g * e);
+      }
+    }
+  }
+  *sum1 = s1;
+  *sum2 = s2;
 }
 
 template <typename T, typename A, bool kShared>
@@ -310,10 +359,7 @@ __global__ void Kaf2dBackwardKernel(const T* __restrict__ dy,
   const int D2 = D * D;
   const int64 h0 = int64(blockIdx.x) * tile;
   const int ct = static_cast<int>(H - h0 < tile ? H - h0 : tile);
-  if (kShared) {
-    for (int j = threadIdx.x; j < ct * D2; j += blockDim.x) shared[j] = A(0);
-    __syncthreads();
-  }
+  if (kShared) ZeroShared(shared, ct * D2);
   const int64 positions = outer * inner;
   const int64 work = positions * ct;
   for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
@@ -332,71 +378,14 @@ __global__ void Kaf2dBackwardKernel(const T* __restrict__ dy,
     const A g = Cvt<T>::In(dy[at_y]);
     const T* a = alpha + h * D2;
     A* acc_row = kShared ? shared + hl * D2 : dalpha + h * D2;
-    A xc1 = x1 < p.lo ? p.lo : x1;
-    xc1 = xc1 > p.hi ? p.hi : xc1;
-    A xc2 = x2 < p.lo ? p.lo : x2;
-    xc2 = xc2 > p.hi ? p.hi : xc2;
-    A s1 = A(0), s2 = A(0);
-    if (D <= kMaxGrid2d) {
-      A E1[kMaxGrid2d], E2[kMaxGrid2d];
-      StoreBasis<T, A> b1{E1}, b2{E2};
-      GaussWalk(p, x1, b1);
-      GaussWalk(p, x2, b2);
-      for (int b = 0; b < D; ++b) {
-        const A e2 = E2[b];
-        const A t2 = xc2 - p.Centre(b);
-        for (int k = 0; k < D; ++k) {
-          const A e = E1[k] * e2;
-          const A w_al = Cvt<T>::In(a[b * D + k]) * e;
-          s1 += w_al * (xc1 - p.Centre(k));
-          s2 += w_al * t2;
-          atomicAdd(acc_row + b * D + k, g * e);
-        }
-      }
-    } else {
-      for (int b = 0; b < D; ++b) {
-        const A t2 = xc2 - p.Centre(b);
-        const A e2 = Exp(-p.gamma * t2 * t2);
-        for (int k = 0; k < D; ++k) {
-          const A t1 = xc1 - p.Centre(k);
-          const A e = Exp(-p.gamma * t1 * t1) * e2;
-          const A w_al = Cvt<T>::In(a[b * D + k]) * e;
-          s1 += w_al * t1;
-          s2 += w_al * t2;
-          atomicAdd(acc_row + b * D + k, g * e);
-        }
-      }
-    }
+    const A xc1 = p.Clamp(x1);
+    const A xc2 = p.Clamp(x2);
+    A s1, s2;
+    Kaf2dBackwardSums<T>(p, a, x1, x2, xc1, xc2, g, acc_row, &s1, &s2);
     dx[at1] = Cvt<T>::Out(((s1 * -p.gamma) * A(2)) * g);
     dx[at2] = Cvt<T>::Out(((s2 * -p.gamma) * A(2)) * g);
   }
-  if (kShared) {
-    __syncthreads();
-    for (int j = threadIdx.x; j < ct * D2; j += blockDim.x) {
-      const A v = shared[j];
-      if (v != A(0)) atomicAdd(dalpha + h0 * D2 + j, v);
-    }
-  }
-}
-
-template <typename T, typename A>
-__global__ void ConvertKernel(const A* __restrict__ from, T* __restrict__ to,
-                              int64 n) {
-  for (int64 j = int64(blockIdx.x) * blockDim.x + threadIdx.x; j < n;
-       j += int64(gridDim.x) * blockDim.x) {
-    to[j] = Cvt<T>::Out(from[j]);
-  }
-}
-
-int Blocks(int64 n) {
-  int64 blocks = (n + kThreads - 1) / kThreads;
-  if (blocks > 65536) blocks = 65536;
-  return static_cast<int>(blocks < 1 ? 1 : blocks);
-}
-
-const char* LastError() {
-  const cudaError_t error = cudaGetLastError();
-  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
+  if (kShared) FlushShared(shared, dalpha + h0 * D2, ct * D2);
 }
 
 // Backward launch geometry: x = channel tiles, y = position stripes.
@@ -419,21 +408,37 @@ int SharedTile(int64 K) {
   return static_cast<int>(fit < kMaxTile ? fit : kMaxTile);
 }
 
-template <typename T, typename A>
-const char* FinishDalpha(cudaStream_t stream, const A* acc, T* dalpha,
-                         int64 n) {
-  if (n > 0) {
-    ConvertKernel<T, A><<<Blocks(n), kThreads, 0, stream>>>(acc, dalpha, n);
+// The backward pass shared by KAF and 2D-KAF: clears the rows * K
+// accumulators, calls launch(kShared, grid, tile, shared_bytes) (kShared a
+// std::integral_constant<bool>: the tile's accumulators fit in shared
+// memory) and converts the accumulators to dalpha.
+template <typename T, typename A, typename Launch>
+const char* BackwardPass(cudaStream_t stream, const ChannelLayout& L,
+                         int64 rows, int64 K, A* scratch, T* dalpha,
+                         const Launch& launch) {
+  const int64 n = rows * K;
+  if (n > 0) cudaMemsetAsync(scratch, 0, n * sizeof(A), stream);
+  if (L.size() > 0) {
+    const int shared_tile = SharedTile<A>(K);
+    const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
+    const dim3 grid = BackwardGrid(rows, tile, L.outer * L.inner);
+    if (shared_tile > 0) {
+      launch(std::true_type(), grid, tile, tile * K * sizeof(A));
+    } else {
+      launch(std::false_type(), grid, tile, size_t{0});
+    }
+    const char* error = LastError();
+    if (error != nullptr) return error;
   }
-  return LastError();
+  return cuda::Convert(stream, scratch, dalpha, n);
 }
 
 }  // namespace
 
 template <typename T>
-const char* KafForwardGpu<T>::operator()(const GpuDevice& device,
-                                         const KafConfig& config, const T* x,
-                                         const T* alpha, T* y) const {
+const char* functor::KafForward<GpuDevice, T>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* x,
+    const T* alpha, T* y) const {
   using A = typename Cvt<T>::A;
   const ChannelLayout& L = config.layout;
   const int64 size = L.size();
@@ -445,44 +450,35 @@ const char* KafForwardGpu<T>::operator()(const GpuDevice& device,
   return LastError();
 }
 
-template <typename T, typename Acc>
-const char* KafBackwardGpu<T, Acc>::operator()(
-    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
-    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
-  using A = typename Cvt<T>::A;
-  static_assert(sizeof(A) == sizeof(Acc), "accumulator type mismatch");
-  A* acc = reinterpret_cast<A*>(scratch);
-  const ChannelLayout& L = config.layout;
-  const int64 D = config.num_centres;
-  const int64 n = L.channels * D;
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  if (n > 0) cudaMemsetAsync(acc, 0, n * sizeof(A), stream);
-  if (L.size() > 0) {
-    const Params<A> p = MakeParams<A>(config);
-    const int shared_tile = SharedTile<A>(D);
-    const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
-    const dim3 grid = BackwardGrid(L.channels, tile, L.outer * L.inner);
-    if (shared_tile > 0) {
-      KafBackwardKernel<T, A, true>
-          <<<grid, kThreads, tile * D * sizeof(A), stream>>>(
-              dy, x, alpha, dx, acc, L.outer, L.channels, L.inner, tile,
-              config.kernel, p);
-    } else {
-      KafBackwardKernel<T, A, false><<<grid, kThreads, 0, stream>>>(
-          dy, x, alpha, dx, acc, L.outer, L.channels, L.inner, tile,
-          config.kernel, p);
-    }
-    const char* error = LastError();
-    if (error != nullptr) return error;
-  }
-  return FinishDalpha(stream, acc, dalpha, n);
+template <typename T>
+int64 functor::KafBackward<GpuDevice, T>::ScratchSize(
+    const KafConfig& config) {
+  return config.layout.channels * config.num_centres;
 }
 
 template <typename T>
-const char* Kaf2dForwardGpu<T>::operator()(const GpuDevice& device,
-                                           const KafConfig& config,
-                                           const T* x, const T* alpha,
-                                           T* y) const {
+const char* functor::KafBackward<GpuDevice, T>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
+  static_assert(std::is_same<typename Cvt<T>::A, Acc>::value,
+                "accumulator type mismatch");
+  const ChannelLayout& L = config.layout;
+  const Params<Acc> p = MakeParams<Acc>(config);
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  return BackwardPass(
+      stream, L, L.channels, config.num_centres, scratch, dalpha,
+      [&](auto shared, dim3 grid, int tile, size_t shared_bytes) {
+        KafBackwardKernel<T, Acc, decltype(shared)::value>
+            <<<grid, kThreads, shared_bytes, stream>>>(
+                dy, x, alpha, dx, scratch, L.outer, L.channels, L.inner,
+                tile, config.kernel, p);
+      });
+}
+
+template <typename T>
+const char* functor::Kaf2dForward<GpuDevice, T>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* x,
+    const T* alpha, T* y) const {
   using A = typename Cvt<T>::A;
   const ChannelLayout& L = config.layout;
   const int64 H = L.channels / 2;
@@ -494,53 +490,36 @@ const char* Kaf2dForwardGpu<T>::operator()(const GpuDevice& device,
   return LastError();
 }
 
-template <typename T, typename Acc>
-const char* Kaf2dBackwardGpu<T, Acc>::operator()(
-    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
-    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
-  using A = typename Cvt<T>::A;
-  static_assert(sizeof(A) == sizeof(Acc), "accumulator type mismatch");
-  A* acc = reinterpret_cast<A*>(scratch);
-  const ChannelLayout& L = config.layout;
-  const int64 H = L.channels / 2;
-  const int64 D2 = config.num_centres * config.num_centres;
-  const int64 n = H * D2;
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  if (n > 0) cudaMemsetAsync(acc, 0, n * sizeof(A), stream);
-  if (L.size() > 0) {
-    const Params<A> p = MakeParams<A>(config);
-    const int shared_tile = SharedTile<A>(D2);
-    const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
-    const dim3 grid = BackwardGrid(H, tile, L.outer * L.inner);
-    if (shared_tile > 0) {
-      Kaf2dBackwardKernel<T, A, true>
-          <<<grid, kThreads, tile * D2 * sizeof(A), stream>>>(
-              dy, x, alpha, dx, acc, L.outer, H, L.inner, tile, p);
-    } else {
-      Kaf2dBackwardKernel<T, A, false><<<grid, kThreads, 0, stream>>>(
-          dy, x, alpha, dx, acc, L.outer, H, L.inner, tile, p);
-    }
-    const char* error = LastError();
-    if (error != nullptr) return error;
-  }
-  return FinishDalpha(stream, acc, dalpha, n);
+template <typename T>
+int64 functor::Kaf2dBackward<GpuDevice, T>::ScratchSize(
+    const KafConfig& config) {
+  return config.layout.channels / 2 * config.num_centres * config.num_centres;
 }
 
-template struct KafForwardGpu<float>;
-template struct KafForwardGpu<double>;
-template struct KafForwardGpu<HalfBits>;
-template struct KafForwardGpu<BFloat16Bits>;
-template struct KafBackwardGpu<float, float>;
-template struct KafBackwardGpu<double, double>;
-template struct KafBackwardGpu<HalfBits, float>;
-template struct KafBackwardGpu<BFloat16Bits, float>;
-template struct Kaf2dForwardGpu<float>;
-template struct Kaf2dForwardGpu<double>;
-template struct Kaf2dForwardGpu<HalfBits>;
-template struct Kaf2dForwardGpu<BFloat16Bits>;
-template struct Kaf2dBackwardGpu<float, float>;
-template struct Kaf2dBackwardGpu<double, double>;
-template struct Kaf2dBackwardGpu<HalfBits, float>;
-template struct Kaf2dBackwardGpu<BFloat16Bits, float>;
+template <typename T>
+const char* functor::Kaf2dBackward<GpuDevice, T>::operator()(
+    const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
+    const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
+  static_assert(std::is_same<typename Cvt<T>::A, Acc>::value,
+                "accumulator type mismatch");
+  const ChannelLayout& L = config.layout;
+  const int64 H = L.channels / 2;
+  const Params<Acc> p = MakeParams<Acc>(config);
+  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  return BackwardPass(
+      stream, L, H, config.num_centres * config.num_centres, scratch, dalpha,
+      [&](auto shared, dim3 grid, int tile, size_t shared_bytes) {
+        Kaf2dBackwardKernel<T, Acc, decltype(shared)::value>
+            <<<grid, kThreads, shared_bytes, stream>>>(
+                dy, x, alpha, dx, scratch, L.outer, H, L.inner, tile, p);
+      });
+}
+
+#define TFKAF_INSTANTIATE(T) \
+  TFKAF_INSTANTIATE_FUNCTORS(KafForward, KafBackward, GpuDevice, T) \
+  TFKAF_INSTANTIATE_FUNCTORS(Kaf2dForward, Kaf2dBackward, GpuDevice, T)
+
+TFKAF_FOR_GPU_TYPES(TFKAF_INSTANTIATE)
+#undef TFKAF_INSTANTIATE
 
 }  // namespace tfkaf

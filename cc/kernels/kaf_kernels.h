@@ -10,7 +10,8 @@
 #ifndef TFKAF_CC_KERNELS_KAF_KERNELS_H_
 #define TFKAF_CC_KERNELS_KAF_KERNELS_H_
 
-#include <functional>
+#include <cmath>
+#include <limits>
 
 #include "cc/kernels/common.h"
 
@@ -29,66 +30,45 @@ struct KafConfig {
   KafKernel kernel = KafKernel::kGaussian;
 };
 
-// CPU thread pool: runs fn(begin, end) over [0, units), cost in ~cycles/unit.
-using KafParallelFor = std::function<void(
-    int64 units, int64 cost_per_unit, const std::function<void(int64, int64)>&)>;
+// Where x is clamped to [-limit, limit] before the Gaussian basis is
+// evaluated: boundary + margin with gamma margin^2 = 800 (every basis value
+// is exactly 0 beyond it), rounded up in A so that the clamped x keeps at
+// least `margin` from every centre even where margin is below A's resolution
+// at boundary (huge gamma); A's largest finite value if that overflows.
+// Host-side; shared by the CPU (kaf_cpu.cc) and CUDA (kaf_kernels.cu.cc)
+// setups.
+template <typename A>
+A KafClampLimit(const KafConfig& config) {
+  const double margin = std::sqrt(800.0 / config.gamma);
+  A limit = static_cast<A>(config.boundary + margin);
+  while (std::isfinite(limit) &&
+         double(limit) - double(static_cast<A>(config.boundary)) < margin) {
+    limit = std::nextafter(limit, std::numeric_limits<A>::infinity());
+  }
+  return std::isfinite(limit) ? limit : std::numeric_limits<A>::max();
+}
 
-template <typename T>
-struct KafForwardCpu {
-  void operator()(const KafParallelFor& parallel_for, const KafConfig& config,
-                  const T* x, const T* alpha, T* y) const;
-};
+// The functors (TFKAF_DECLARE_FUNCTORS, common.h): param is alpha ([C, D],
+// or [H, D*D] for Kaf2d). Backward writes dalpha in full (zeros for empty
+// x); on the CPU deterministically, on the GPU through float atomics in
+// `scratch` (H or C rows of D or D*D accumulators).
+namespace functor {
 
-// dalpha is written in full (zeros for empty x), deterministically.
-template <typename T>
-struct KafBackwardCpu {
-  void operator()(const KafParallelFor& parallel_for, const KafConfig& config,
-                  const T* dy, const T* x, const T* alpha, T* dx,
-                  T* dalpha) const;
-};
+template <typename Device, typename T>
+struct KafForward;
+template <typename Device, typename T>
+struct KafBackward;
+template <typename Device, typename T>
+struct Kaf2dForward;
+template <typename Device, typename T>
+struct Kaf2dBackward;
 
-template <typename T>
-struct Kaf2dForwardCpu {
-  void operator()(const KafParallelFor& parallel_for, const KafConfig& config,
-                  const T* x, const T* alpha, T* y) const;
-};
+TFKAF_DECLARE_FUNCTORS(KafForward, KafBackward, KafConfig, CpuDevice)
+TFKAF_DECLARE_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig, CpuDevice)
+TFKAF_DECLARE_FUNCTORS(KafForward, KafBackward, KafConfig, GpuDevice)
+TFKAF_DECLARE_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig, GpuDevice)
 
-template <typename T>
-struct Kaf2dBackwardCpu {
-  void operator()(const KafParallelFor& parallel_for, const KafConfig& config,
-                  const T* dy, const T* x, const T* alpha, T* dx,
-                  T* dalpha) const;
-};
-
-// GPU functors return nullptr on success, else a static error string (from
-// cudaGetErrorString). `scratch` is device memory for num_rows * (D or D*D)
-// accumulators of type Acc (float, or double for double) for dalpha.
-template <typename T>
-struct KafForwardGpu {
-  const char* operator()(const GpuDevice& device, const KafConfig& config,
-                         const T* x, const T* alpha, T* y) const;
-};
-
-template <typename T, typename Acc>
-struct KafBackwardGpu {
-  const char* operator()(const GpuDevice& device, const KafConfig& config,
-                         const T* dy, const T* x, const T* alpha, T* dx,
-                         T* dalpha, Acc* scratch) const;
-};
-
-template <typename T>
-struct Kaf2dForwardGpu {
-  const char* operator()(const GpuDevice& device, const KafConfig& config,
-                         const T* x, const T* alpha, T* y) const;
-};
-
-template <typename T, typename Acc>
-struct Kaf2dBackwardGpu {
-  const char* operator()(const GpuDevice& device, const KafConfig& config,
-                         const T* dy, const T* x, const T* alpha, T* dx,
-                         T* dalpha, Acc* scratch) const;
-};
-
+}  // namespace functor
 }  // namespace tfkaf
 
 #endif  // TFKAF_CC_KERNELS_KAF_KERNELS_H_

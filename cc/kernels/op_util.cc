@@ -1,6 +1,9 @@
 #include "cc/kernels/op_util.h"
 
+#include <functional>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/platform/threadpool.h"
@@ -48,22 +51,35 @@ absl::Status StatusOf(const Verdict& verdict) {
   return absl::InvalidArgumentError(verdict.message());
 }
 
-void ParallelFor(tensorflow::OpKernelContext* context, int64 units,
-                 int64 cost_per_unit,
-                 const std::function<void(int64, int64)>& fn) {
-  if (units <= 0) return;
-  auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
-  workers->ParallelFor(
-      units, tsl::thread::ThreadPool::SchedulingParams::Adaptive(cost_per_unit),
-      fn);
+CpuDevice CpuDeviceOf(tensorflow::OpKernelContext* context) {
+  CpuDevice device;
+  device.parallel_for = [context](int64 units, int64 cost_per_unit,
+                                  const std::function<void(int64, int64)>& fn) {
+    if (units <= 0) return;
+    auto* workers =
+        context->device()->tensorflow_cpu_worker_threads()->workers;
+    workers->ParallelFor(
+        units,
+        tsl::thread::ThreadPool::SchedulingParams::Adaptive(cost_per_unit),
+        fn);
+  };
+  return device;
 }
 
-void* GpuStreamOf(tensorflow::OpKernelContext* context) {
+GpuDevice GpuDeviceOf(tensorflow::OpKernelContext* context) {
+  GpuDevice device;
   tensorflow::DeviceContext* device_context = context->op_device_context();
-  if (device_context == nullptr || device_context->stream() == nullptr) {
-    return nullptr;
+  if (device_context != nullptr && device_context->stream() != nullptr) {
+    device.stream = device_context->stream()->platform_specific_handle().stream;
   }
-  return device_context->stream()->platform_specific_handle().stream;
+  return device;
+}
+
+absl::Status LaunchStatus(tensorflow::OpKernelContext* context,
+                          const char* error) {
+  if (error == nullptr) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(
+      context->op_kernel().type_string(), " kernel launch failed: ", error));
 }
 
 }  // namespace tfkaf

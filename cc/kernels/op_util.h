@@ -3,13 +3,13 @@
 #ifndef TFKAF_CC_KERNELS_OP_UTIL_H_
 #define TFKAF_CC_KERNELS_OP_UTIL_H_
 
-#include <functional>
 #include <string>
 
 #include "cc/kernels/common.h"
 #include "cc/rules/verdict.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/framework/types.h"
 
@@ -27,13 +27,26 @@ tensorflow::TensorShape TensorShapeOf(const Dims& dims);  // fully known dims
 // A rule's verdict as a Status: OK, or InvalidArgument with its message.
 absl::Status StatusOf(const Verdict& verdict);
 
-// Runs fn(begin, end) over [0, units) on TensorFlow's intra-op thread pool.
-void ParallelFor(tensorflow::OpKernelContext* context, int64 units,
-                 int64 cost_per_unit,
-                 const std::function<void(int64, int64)>& fn);
+// The functor devices (common.h) of an OpKernel: the intra-op thread pool,
+// or the op's CUDA stream (nullptr on CPU).
+CpuDevice CpuDeviceOf(tensorflow::OpKernelContext* context);
+GpuDevice GpuDeviceOf(tensorflow::OpKernelContext* context);
 
-// The op's CUDA stream as an opaque cudaStream_t (nullptr on CPU).
-void* GpuStreamOf(tensorflow::OpKernelContext* context);
+template <typename Device>
+Device DeviceOf(tensorflow::OpKernelContext* context);
+template <>
+inline CpuDevice DeviceOf<CpuDevice>(tensorflow::OpKernelContext* context) {
+  return CpuDeviceOf(context);
+}
+template <>
+inline GpuDevice DeviceOf<GpuDevice>(tensorflow::OpKernelContext* context) {
+  return GpuDeviceOf(context);
+}
+
+// A functor's error (nullptr: none) as a Status:
+// "<op type> kernel launch failed: <error>".
+absl::Status LaunchStatus(tensorflow::OpKernelContext* context,
+                          const char* error);
 
 // Maps a TensorFlow element type to the type the CUDA functors are
 // instantiated for (same bits; see common.h).
@@ -50,24 +63,66 @@ struct GpuStorage<Eigen::bfloat16> {
   using type = BFloat16Bits;
 };
 
+// The element type a Device's functors take for T: T itself on the CPU, the
+// same bits as GpuStorage on the GPU; StoragePointer reinterprets.
+template <typename Device, typename T>
+struct StorageOf {
+  using type = T;
+};
 template <typename T>
-typename GpuStorage<T>::type* GpuPointer(T* pointer) {
-  return reinterpret_cast<typename GpuStorage<T>::type*>(pointer);
+struct StorageOf<GpuDevice, T> {
+  using type = typename GpuStorage<T>::type;
+};
+
+template <typename Device, typename T>
+typename StorageOf<Device, T>::type* StoragePointer(T* pointer) {
+  return reinterpret_cast<typename StorageOf<Device, T>::type*>(pointer);
 }
-template <typename T>
-const typename GpuStorage<T>::type* GpuPointer(const T* pointer) {
-  return reinterpret_cast<const typename GpuStorage<T>::type*>(pointer);
+template <typename Device, typename T>
+const typename StorageOf<Device, T>::type* StoragePointer(const T* pointer) {
+  return reinterpret_cast<const typename StorageOf<Device, T>::type*>(pointer);
 }
 
-// Float type used for accumulation: double stays double, others use float.
-template <typename T>
-struct AccumulatorOf {
-  using type = float;
-};
-template <>
-struct AccumulatorOf<double> {
-  using type = double;
-};
+// The one launch path of every op: Forward<Device, S> / Backward<Device, S>
+// (TFKAF_DECLARE_FUNCTORS, common.h; S the storage type of T) on the
+// context's device, the backward's scratch from allocate_temp, the functor's
+// error as LaunchStatus.
+template <template <typename, typename> class Forward, typename Device,
+          typename T, typename Config>
+absl::Status LaunchForward(tensorflow::OpKernelContext* context,
+                           const Config& config, const T* x, const T* param,
+                           T* y) {
+  using S = typename StorageOf<Device, T>::type;
+  return LaunchStatus(
+      context, Forward<Device, S>()(DeviceOf<Device>(context), config,
+                                    StoragePointer<Device>(x),
+                                    StoragePointer<Device>(param),
+                                    StoragePointer<Device>(y)));
+}
+
+template <template <typename, typename> class Backward, typename Device,
+          typename T, typename Config>
+absl::Status LaunchBackward(tensorflow::OpKernelContext* context,
+                            const Config& config, const T* dy, const T* x,
+                            const T* param, T* dx, T* dparam) {
+  using Functor = Backward<Device, typename StorageOf<Device, T>::type>;
+  using Acc = typename Functor::Acc;
+  const int64 scratch_size = Functor::ScratchSize(config);
+  tensorflow::Tensor scratch;
+  Acc* scratch_data = nullptr;
+  if (scratch_size > 0) {
+    TF_RETURN_IF_ERROR(context->allocate_temp(
+        tensorflow::DataTypeToEnum<Acc>::value,
+        tensorflow::TensorShape({scratch_size}), &scratch));
+    scratch_data = scratch.flat<Acc>().data();
+  }
+  return LaunchStatus(
+      context,
+      Functor()(DeviceOf<Device>(context), config, StoragePointer<Device>(dy),
+                StoragePointer<Device>(x), StoragePointer<Device>(param),
+                StoragePointer<Device>(dx), StoragePointer<Device>(dparam),
+                scratch_data));
+}
 
 }  // namespace tfkaf
 

@@ -221,7 +221,7 @@ ReductionChunks BackwardChunks(const SplineParams& params) {
 
 // slopes[c, k] = (c[k+1] - c[k]) * scale (last column 0, unused).
 template <typename T, typename Acc>
-void ComputeSlopes(const SplineCpuDevice& device, const SplineParams& params,
+void ComputeSlopes(const CpuDevice& device, const SplineParams& params,
                    const Grid<Acc>& grid, const T* coefficients,
                    Acc* slopes) {
   const int64 knots = params.knots;
@@ -243,7 +243,7 @@ void ComputeSlopes(const SplineCpuDevice& device, const SplineParams& params,
 // Pass over (dy, x): dx, and each chunk's segment-pair partial sums
 // (chunks.count buffers of pair_size entries at `partials`).
 template <typename T, typename Acc>
-void AccumulateChunks(const SplineCpuDevice& device, const SplineParams& params,
+void AccumulateChunks(const CpuDevice& device, const SplineParams& params,
                       const ReductionChunks& chunks, const T* dy, const T* x,
                       const Acc* slopes, T* dx, Acc* partials) {
   const Grid<Acc> grid(params);
@@ -274,7 +274,7 @@ void AccumulateChunks(const SplineCpuDevice& device, const SplineParams& params,
 // Adds the partial buffers 1.. into buffer 0, in chunk order, per block of
 // entries.
 template <typename Acc>
-void SumPartials(const SplineCpuDevice& device, int64 count, int64 pair_size,
+void SumPartials(const CpuDevice& device, int64 count, int64 pair_size,
                  Acc* partials) {
   if (count <= 1) return;
   const int64 blocks = (pair_size + kReduceBlock - 1) / kReduceBlock;
@@ -294,7 +294,7 @@ void SumPartials(const SplineCpuDevice& device, int64 count, int64 pair_size,
 // dcoefficients[c, k] = P[c, k].first + P[c, k-1].second from the summed
 // segment pairs P.
 template <typename T, typename Acc>
-void PairsToCoefficients(const SplineCpuDevice& device,
+void PairsToCoefficients(const CpuDevice& device,
                          const SplineParams& params, const Acc* sum,
                          T* dcoefficients) {
   const int64 knots = params.knots;
@@ -313,15 +313,17 @@ void PairsToCoefficients(const SplineCpuDevice& device,
 
 }  // namespace
 
-int64 LinearSplineCpuScratchSize(const SplineParams& params) {
+template <typename T>
+int64 functor::SplineBackward<CpuDevice, T>::ScratchSize(
+    const SplineParams& params) {
   const int64 table_size = params.layout.channels * params.knots;
   if (table_size == 0 || params.layout.size() == 0) return 0;
   return table_size + BackwardChunks(params).count * 2 * table_size;
 }
 
 template <typename T>
-const char* LinearSplineForward<SplineCpuDevice, T>::operator()(
-    const SplineCpuDevice& device, const SplineParams& params, const T* x,
+const char* functor::SplineForward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const SplineParams& params, const T* x,
     const T* coefficients, T* y) const {
   using Acc = typename AccumulatorOf<T>::type;
   const ChannelLayout& layout = params.layout;
@@ -347,9 +349,9 @@ const char* LinearSplineForward<SplineCpuDevice, T>::operator()(
   return nullptr;
 }
 
-template <typename T, typename Acc>
-const char* LinearSplineBackward<SplineCpuDevice, T, Acc>::operator()(
-    const SplineCpuDevice& device, const SplineParams& params, const T* dy,
+template <typename T>
+const char* functor::SplineBackward<CpuDevice, T>::operator()(
+    const CpuDevice& device, const SplineParams& params, const T* dy,
     const T* x, const T* coefficients, T* dx, T* dcoefficients,
     Acc* scratch) const {
   const int64 table_size = params.layout.channels * params.knots;
@@ -368,10 +370,8 @@ const char* LinearSplineBackward<SplineCpuDevice, T, Acc>::operator()(
   return nullptr;
 }
 
-#define TFKAF_INSTANTIATE(T)                                             \
-  template struct LinearSplineForward<SplineCpuDevice, T>;               \
-  template struct LinearSplineBackward<SplineCpuDevice, T,               \
-                                       typename AccumulatorOf<T>::type>;
+#define TFKAF_INSTANTIATE(T) \
+  TFKAF_INSTANTIATE_FUNCTORS(SplineForward, SplineBackward, CpuDevice, T)
 
 TFKAF_FOR_CPU_TYPES(TFKAF_INSTANTIATE)
 #undef TFKAF_INSTANTIATE

@@ -11,12 +11,6 @@
 
 #include "cc/kernels/spline_kernels.h"
 
-#include <algorithm>
-#include <cmath>
-#include <type_traits>
-#include <vector>
-
-#include "absl/strings/str_cat.h"
 #include "cc/kernels/op_util.h"
 #include "cc/rules/spline_rules.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -32,10 +26,6 @@ using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
-using tensorflow::TensorShape;
-
-struct CpuTag {};
-struct GpuTag {};
 
 // The functors' parameters from the rule's facts (the real shapes).
 SplineParams ParamsOf(const SplineAttrs& attrs, const SplineFacts& facts) {
@@ -48,89 +38,6 @@ SplineParams ParamsOf(const SplineAttrs& attrs, const SplineFacts& facts) {
       (static_cast<double>(attrs.x_max) - static_cast<double>(attrs.x_min));
   return params;
 }
-
-SplineCpuDevice CpuDeviceOf(OpKernelContext* context) {
-  SplineCpuDevice device;
-  device.parallel_for = [context](int64 units, int64 cost,
-                                  const std::function<void(int64, int64)>& fn) {
-    ParallelFor(context, units, cost, fn);
-  };
-  return device;
-}
-
-template <typename Tag, typename T>
-struct Launch;
-
-template <typename T>
-struct Launch<CpuTag, T> {
-  using Acc = typename AccumulatorOf<T>::type;
-  static const char* Forward(OpKernelContext* context,
-                             const SplineParams& params, const T* x,
-                             const T* coefficients, T* y) {
-    return LinearSplineForward<SplineCpuDevice, T>()(
-        CpuDeviceOf(context), params, x, coefficients, y);
-  }
-  static absl::Status Backward(OpKernelContext* context,
-                               const SplineParams& params, const T* dy,
-                               const T* x, const T* coefficients, T* dx,
-                               T* dcoefficients, const char** error) {
-    Tensor scratch;
-    Acc* scratch_data = nullptr;
-    const int64 scratch_size = LinearSplineCpuScratchSize(params);
-    if (scratch_size > 0) {
-      absl::Status status = context->allocate_temp(
-          tensorflow::DataTypeToEnum<Acc>::value, TensorShape({scratch_size}),
-          &scratch);
-      if (!status.ok()) return status;
-      scratch_data = scratch.flat<Acc>().data();
-    }
-    *error = LinearSplineBackward<SplineCpuDevice, T, Acc>()(
-        CpuDeviceOf(context), params, dy, x, coefficients, dx, dcoefficients,
-        scratch_data);
-    return absl::OkStatus();
-  }
-};
-
-#ifdef TFKAF_WITH_CUDA
-template <typename T>
-struct Launch<GpuTag, T> {
-  using Acc = typename AccumulatorOf<T>::type;
-  using Storage = typename GpuStorage<T>::type;
-  static const char* Forward(OpKernelContext* context,
-                             const SplineParams& params, const T* x,
-                             const T* coefficients, T* y) {
-    GpuDevice device;
-    device.stream = GpuStreamOf(context);
-    return LinearSplineForward<GpuDevice, Storage>()(
-        device, params, GpuPointer(x), GpuPointer(coefficients),
-        GpuPointer(y));
-  }
-  static absl::Status Backward(OpKernelContext* context,
-                               const SplineParams& params, const T* dy,
-                               const T* x, const T* coefficients, T* dx,
-                               T* dcoefficients, const char** error) {
-    GpuDevice device;
-    device.stream = GpuStreamOf(context);
-    Acc* accumulator = nullptr;
-    Tensor scratch;
-    if constexpr (std::is_same<T, Acc>::value) {
-      accumulator = dcoefficients;
-    } else {
-      const int64 count = params.layout.channels * params.knots;
-      absl::Status status = context->allocate_temp(
-          tensorflow::DataTypeToEnum<Acc>::value, TensorShape({count}),
-          &scratch);
-      if (!status.ok()) return status;
-      accumulator = scratch.flat<Acc>().data();
-    }
-    *error = LinearSplineBackward<GpuDevice, Storage, Acc>()(
-        device, params, GpuPointer(dy), GpuPointer(x),
-        GpuPointer(coefficients), GpuPointer(dx), GpuPointer(dcoefficients),
-        accumulator);
-    return absl::OkStatus();
-  }
-};
-#endif  // TFKAF_WITH_CUDA
 
 class SplineOpBase : public OpKernel {
  public:
@@ -145,7 +52,7 @@ class SplineOpBase : public OpKernel {
 };
 
 // Tfkaf>LinearSpline: (x, coefficients) -> y.
-template <typename Tag, typename T>
+template <typename Device, typename T>
 class LinearSplineOp : public SplineOpBase {
  public:
   using SplineOpBase::SplineOpBase;
@@ -164,17 +71,15 @@ class LinearSplineOp : public SplineOpBase {
     OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
                                 {0}, 0, x.shape(), &y));
     if (x.NumElements() == 0) return;
-    const char* error = Launch<Tag, T>::Forward(
-        context, params, x.flat<T>().data(), coefficients.flat<T>().data(),
-        y->flat<T>().data());
-    OP_REQUIRES(context, error == nullptr,
-                absl::InternalError(absl::StrCat(
-                    "Tfkaf>LinearSpline kernel launch failed: ", error)));
+    OP_REQUIRES_OK(context,
+                   (LaunchForward<functor::SplineForward, Device>(
+                       context, params, x.flat<T>().data(),
+                       coefficients.flat<T>().data(), y->flat<T>().data())));
   }
 };
 
 // Tfkaf>LinearSplineGrad: (dy, x, coefficients) -> (dx, dcoefficients).
-template <typename Tag, typename T>
+template <typename Device, typename T>
 class LinearSplineGradOp : public SplineOpBase {
  public:
   using SplineOpBase::SplineOpBase;
@@ -199,39 +104,35 @@ class LinearSplineGradOp : public SplineOpBase {
     OP_REQUIRES_OK(context, context->allocate_output(
                                 1, coefficients.shape(), &dcoefficients));
     if (dcoefficients->NumElements() == 0) return;
-    const char* error = nullptr;
     OP_REQUIRES_OK(context,
-                   Launch<Tag, T>::Backward(
+                   (LaunchBackward<functor::SplineBackward, Device>(
                        context, params, dy.flat<T>().data(),
                        x.flat<T>().data(), coefficients.flat<T>().data(),
-                       dx->flat<T>().data(), dcoefficients->flat<T>().data(),
-                       &error));
-    OP_REQUIRES(context, error == nullptr,
-                absl::InternalError(absl::StrCat(
-                    "Tfkaf>LinearSplineGrad kernel launch failed: ", error)));
+                       dx->flat<T>().data(),
+                       dcoefficients->flat<T>().data())));
   }
 };
 
-#define TFKAF_REGISTER_SPLINE(DEVICE, TAG, T)                         \
-  REGISTER_KERNEL_BUILDER(Name("Tfkaf>LinearSpline")                  \
-                              .Device(tensorflow::DEVICE)             \
-                              .TypeConstraint<T>("T"),                \
-                          LinearSplineOp<TAG, T>);                    \
-  REGISTER_KERNEL_BUILDER(Name("Tfkaf>LinearSplineGrad")              \
-                              .Device(tensorflow::DEVICE)             \
-                              .TypeConstraint<T>("T"),                \
-                          LinearSplineGradOp<TAG, T>);
+#define TFKAF_REGISTER_SPLINE(DEVICE, FUNCTOR_DEVICE, T)      \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>LinearSpline")              \
+                              .Device(tensorflow::DEVICE)         \
+                              .TypeConstraint<T>("T"),            \
+                          LinearSplineOp<FUNCTOR_DEVICE, T>);     \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>LinearSplineGrad")          \
+                              .Device(tensorflow::DEVICE)         \
+                              .TypeConstraint<T>("T"),            \
+                          LinearSplineGradOp<FUNCTOR_DEVICE, T>);
 
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuTag, float)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuTag, double)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuTag, Eigen::half)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuTag, Eigen::bfloat16)
+TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, float)
+TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, double)
+TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, Eigen::half)
+TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, Eigen::bfloat16)
 
 #ifdef TFKAF_WITH_CUDA
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuTag, float)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuTag, double)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuTag, Eigen::half)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuTag, Eigen::bfloat16)
+TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, float)
+TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, double)
+TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, Eigen::half)
+TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, Eigen::bfloat16)
 #endif  // TFKAF_WITH_CUDA
 
 #undef TFKAF_REGISTER_SPLINE

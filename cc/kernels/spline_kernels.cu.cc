@@ -26,14 +26,18 @@
 
 #include "cc/kernels/common.h"
 #include "cc/kernels/cuda_convert.cu.h"
+#include "cc/kernels/cuda_launch.cu.h"
 #include "cc/kernels/spline_kernels.h"
 
 namespace tfkaf {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64 kMaxBlocks = 1 << 16;
-constexpr int64 kSharedBytes = 48 * 1024;  // no opt-in needed
+using cuda::Blocks;
+using cuda::ErrorOf;
+using cuda::kMaxBlocks;
+using cuda::kSharedBytes;
+using cuda::kThreads;
+using cuda::LastError;
 
 // Shape and grid constants passed by value to every kernel.
 template <typename Acc>
@@ -56,16 +60,6 @@ DeviceGrid<Acc> MakeGrid(const SplineParams& params) {
   grid.x_min = static_cast<Acc>(params.x_min);
   grid.scale = static_cast<Acc>(params.scale);
   return grid;
-}
-
-int64 BlocksFor(int64 work) {
-  const int64 blocks = (work + kThreads - 1) / kThreads;
-  return std::max<int64>(1, std::min(blocks, kMaxBlocks));
-}
-
-const char* LastError() {
-  const cudaError_t error = cudaGetLastError();
-  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
 }
 
 template <typename T, typename Acc>
@@ -219,118 +213,136 @@ __global__ void CoefficientGradDeterministicKernel(
   }
 }
 
+// Deterministic backward: dcoefficients first (one warp per (channel,
+// knot)), then dx, which may share its buffer with dy or x.
 template <typename T, typename Acc>
-__global__ void ConvertKernel(const Acc* __restrict__ in, T* __restrict__ out,
-                              int64 size) {
-  for (int64 j = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
-       j < size; j += static_cast<int64>(blockDim.x) * gridDim.x) {
-    out[j] = Cvt<T>::Out(in[j]);
-  }
+const char* DeterministicBackward(cudaStream_t stream,
+                                  const DeviceGrid<Acc>& grid, int64 entries,
+                                  const T* dy, const T* x,
+                                  const T* coefficients, T* dx,
+                                  T* dcoefficients) {
+  const int64 warps_per_block = kThreads / 32;
+  const int64 blocks = std::max<int64>(
+      1, std::min((entries + warps_per_block - 1) / warps_per_block,
+                  kMaxBlocks));
+  CoefficientGradDeterministicKernel<T, Acc><<<blocks, kThreads, 0, stream>>>(
+      dy, x, dcoefficients, grid);
+  const char* error = LastError();
+  if (error != nullptr) return error;
+  const int64 size = grid.outer * grid.channels * grid.inner;
+  InputGradKernel<T, Acc><<<Blocks(size), kThreads, 0, stream>>>(
+      dy, x, coefficients, dx, grid);
+  return LastError();
 }
+
+// Launch geometry of the fused backward. Channel tile: 32 channels (one
+// coalesced row segment) for channels-last inputs, one channel otherwise;
+// fewer if [tile, K] does not fit in shared memory, and no shared memory at
+// all when one row does not. Positions per chunk: at least 8 items per
+// thread, and at least 4 * K so that the per-block flush stays a small
+// fraction of the work.
+struct FusedGeometry {
+  int64 tile = 1;
+  int64 chunk = 1;
+  bool use_shared = false;
+  size_t shared_bytes = 0;
+  dim3 blocks;
+  const char* error = nullptr;
+
+  FusedGeometry(const SplineParams& params, int64 acc_bytes) {
+    const ChannelLayout& layout = params.layout;
+    const int64 row_bytes = params.knots * acc_bytes;
+    tile = layout.inner == 1 ? std::min<int64>(layout.channels, 32) : 1;
+    use_shared = row_bytes <= kSharedBytes;
+    if (use_shared) {
+      tile = std::max<int64>(1, std::min(tile, kSharedBytes / row_bytes));
+      shared_bytes = static_cast<size_t>(tile * row_bytes);
+    }
+    const int64 tiles = (layout.channels + tile - 1) / tile;
+    const int64 positions = layout.outer * layout.inner;
+    chunk = std::max<int64>(std::max<int64>(1, (8 * kThreads) / tile),
+                            4 * params.knots);
+    const int64 chunks = (positions + chunk - 1) / chunk;
+    const int64 grid_y = std::max<int64>(
+        1, std::min<int64>(chunks, std::max<int64>(1, kMaxBlocks / tiles)));
+    if (tiles > 0x7fffffff) error = "too many channels for one CUDA launch";
+    blocks = dim3(static_cast<unsigned int>(tiles),
+                  static_cast<unsigned int>(std::min<int64>(grid_y, 65535)));
+  }
+};
 
 }  // namespace
 
 template <typename T>
-const char* LinearSplineForward<GpuDevice, T>::operator()(
+const char* functor::SplineForward<GpuDevice, T>::operator()(
     const GpuDevice& device, const SplineParams& params, const T* x,
     const T* coefficients, T* y) const {
   using Acc = typename Cvt<T>::A;
   const int64 size = params.layout.size();
   if (size == 0) return nullptr;
   cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  ForwardKernel<T, Acc><<<BlocksFor(size), kThreads, 0, stream>>>(
+  ForwardKernel<T, Acc><<<Blocks(size), kThreads, 0, stream>>>(
       x, coefficients, y, MakeGrid<Acc>(params));
   return LastError();
 }
 
-template <typename T, typename Acc>
-const char* LinearSplineBackward<GpuDevice, T, Acc>::operator()(
+template <typename T>
+int64 functor::SplineBackward<GpuDevice, T>::ScratchSize(
+    const SplineParams& params) {
+  if (std::is_same<T, Acc>::value) return 0;  // accumulates in dcoefficients
+  return params.layout.channels * params.knots;
+}
+
+template <typename T>
+const char* functor::SplineBackward<GpuDevice, T>::operator()(
     const GpuDevice& device, const SplineParams& params, const T* dy,
     const T* x, const T* coefficients, T* dx, T* dcoefficients,
-    Acc* accumulator) const {
+    Acc* scratch) const {
   static_assert(std::is_same<Acc, typename Cvt<T>::A>::value,
                 "accumulator type mismatch");
   cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  const ChannelLayout& layout = params.layout;
-  const int64 size = layout.size();
-  const int64 entries = layout.channels * params.knots;
+  const int64 entries = params.layout.channels * params.knots;
   if (entries == 0) return nullptr;
+  if (params.layout.size() == 0) {  // zero bits are 0.0 in every type
+    return ErrorOf(
+        cudaMemsetAsync(dcoefficients, 0, entries * sizeof(T), stream));
+  }
   const DeviceGrid<Acc> grid = MakeGrid<Acc>(params);
-  cudaError_t status;
-
-  if (size == 0) {  // zero bits are 0.0 in every supported type
-    status = cudaMemsetAsync(dcoefficients, 0, entries * sizeof(T), stream);
-    return status == cudaSuccess ? nullptr : cudaGetErrorString(status);
-  }
-
   if (params.deterministic) {
-    // dcoefficients first: dx may share its buffer with dy or x.
-    const int64 warps_per_block = kThreads / 32;
-    const int64 blocks = std::max<int64>(
-        1, std::min((entries + warps_per_block - 1) / warps_per_block,
-                    kMaxBlocks));
-    CoefficientGradDeterministicKernel<T, Acc>
-        <<<blocks, kThreads, 0, stream>>>(dy, x, dcoefficients, grid);
-    const char* error = LastError();
-    if (error != nullptr) return error;
-    InputGradKernel<T, Acc><<<BlocksFor(size), kThreads, 0, stream>>>(
-        dy, x, coefficients, dx, grid);
-    return LastError();
+    return DeterministicBackward(stream, grid, entries, dy, x, coefficients,
+                                 dx, dcoefficients);
   }
-
-  status = cudaMemsetAsync(accumulator, 0, entries * sizeof(Acc), stream);
-  if (status != cudaSuccess) return cudaGetErrorString(status);
-
-  // Channel tile: 32 channels (one coalesced row segment) for channels-last
-  // inputs, one channel otherwise; fewer if [tile, K] does not fit in shared
-  // memory, and no shared memory at all when one row does not.
-  const int64 row_bytes = params.knots * static_cast<int64>(sizeof(Acc));
-  int64 tile = layout.inner == 1 ? std::min<int64>(layout.channels, 32) : 1;
-  const bool use_shared = row_bytes <= kSharedBytes;
-  if (use_shared) {
-    tile = std::max<int64>(1, std::min(tile, kSharedBytes / row_bytes));
-  }
-  const int64 tiles = (layout.channels + tile - 1) / tile;
-  // Positions per chunk: at least 8 items per thread, and at least 4 * K so
-  // that the per-block flush stays a small fraction of the work.
-  const int64 positions = layout.outer * layout.inner;
-  const int64 chunk = std::max<int64>(
-      std::max<int64>(1, (8 * kThreads) / tile), 4 * params.knots);
-  const int64 chunks = (positions + chunk - 1) / chunk;
-  const int64 grid_y = std::max<int64>(
-      1, std::min<int64>(chunks, std::max<int64>(1, kMaxBlocks / tiles)));
-  const int64 grid_y_capped = std::min<int64>(grid_y, 65535);
-  if (tiles > 0x7fffffff) return "too many channels for one CUDA launch";
-  const dim3 blocks(static_cast<unsigned int>(tiles),
-                    static_cast<unsigned int>(grid_y_capped));
-  if (use_shared) {
-    const size_t shared = static_cast<size_t>(tile * row_bytes);
-    BackwardKernel<T, Acc, true><<<blocks, kThreads, shared, stream>>>(
-        dy, x, coefficients, dx, accumulator, grid, tile, chunk);
-  } else {
-    BackwardKernel<T, Acc, false><<<blocks, kThreads, 0, stream>>>(
-        dy, x, coefficients, dx, accumulator, grid, tile, chunk);
-  }
-  const char* error = LastError();
+  // Without scratch (float, double), T is Acc: accumulate in dcoefficients.
+  Acc* accumulator =
+      scratch != nullptr ? scratch : reinterpret_cast<Acc*>(dcoefficients);
+  const char* error = ErrorOf(
+      cudaMemsetAsync(accumulator, 0, entries * sizeof(Acc), stream));
   if (error != nullptr) return error;
-
-  if (!std::is_same<T, Acc>::value ||
-      static_cast<const void*>(accumulator) !=
-          static_cast<const void*>(dcoefficients)) {
-    ConvertKernel<T, Acc><<<BlocksFor(entries), kThreads, 0, stream>>>(
-        accumulator, dcoefficients, entries);
-    return LastError();
+  const FusedGeometry geometry(params, sizeof(Acc));
+  if (geometry.error != nullptr) return geometry.error;
+  if (geometry.use_shared) {
+    BackwardKernel<T, Acc, true>
+        <<<geometry.blocks, kThreads, geometry.shared_bytes, stream>>>(
+            dy, x, coefficients, dx, accumulator, grid, geometry.tile,
+            geometry.chunk);
+  } else {
+    BackwardKernel<T, Acc, false><<<geometry.blocks, kThreads, 0, stream>>>(
+        dy, x, coefficients, dx, accumulator, grid, geometry.tile,
+        geometry.chunk);
   }
-  return nullptr;
+  error = LastError();
+  if (error != nullptr) return error;
+  if (static_cast<const void*>(accumulator) ==
+      static_cast<const void*>(dcoefficients)) {
+    return nullptr;
+  }
+  return cuda::Convert(stream, accumulator, dcoefficients, entries);
 }
 
-template struct LinearSplineForward<GpuDevice, float>;
-template struct LinearSplineForward<GpuDevice, double>;
-template struct LinearSplineForward<GpuDevice, HalfBits>;
-template struct LinearSplineForward<GpuDevice, BFloat16Bits>;
-template struct LinearSplineBackward<GpuDevice, float, float>;
-template struct LinearSplineBackward<GpuDevice, double, double>;
-template struct LinearSplineBackward<GpuDevice, HalfBits, float>;
-template struct LinearSplineBackward<GpuDevice, BFloat16Bits, float>;
+#define TFKAF_INSTANTIATE(T) \
+  TFKAF_INSTANTIATE_FUNCTORS(SplineForward, SplineBackward, GpuDevice, T)
+
+TFKAF_FOR_GPU_TYPES(TFKAF_INSTANTIATE)
+#undef TFKAF_INSTANTIATE
 
 }  // namespace tfkaf

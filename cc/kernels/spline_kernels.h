@@ -19,18 +19,9 @@
 #ifndef TFKAF_CC_KERNELS_SPLINE_KERNELS_H_
 #define TFKAF_CC_KERNELS_SPLINE_KERNELS_H_
 
-#include <functional>
-
 #include "cc/kernels/common.h"
 
 namespace tfkaf {
-
-// CPU device tag: a TF-free handle on the op's intra-op thread pool.
-// parallel_for(units, cost_per_unit, fn) runs fn(begin, end) over [0, units).
-struct SplineCpuDevice {
-  std::function<void(int64, int64, const std::function<void(int64, int64)>&)>
-      parallel_for;
-};
 
 // Everything the kernels need besides the tensors.
 struct SplineParams {
@@ -67,62 +58,26 @@ TFKAF_SPLINE_INLINE int64 SplineSegment(Acc t, Acc last_f, int64 last,
   return i;
 }
 
-// y = f(x). Specialised for SplineCpuDevice (spline_cpu.cc) and for
-// GpuDevice (spline_kernels.cu.cc, T one of float, double, HalfBits,
-// BFloat16Bits). operator() returns nullptr on success, else a static error
-// message (a CUDA error string on the GPU side).
-//
-//   const char* operator()(const Device& device, const SplineParams& params,
-//                          const T* x, const T* coefficients, T* y) const;
+// The functors (TFKAF_DECLARE_FUNCTORS, common.h): param is the
+// coefficients [C, K]. Forward: y = f(x). Backward: dx = dy * f'(x) and
+// dcoefficients[c, k] = sum over the positions of channel c of the basis
+// weight of knot k times dy, in one pass that recomputes i and u. On the CPU
+// `scratch` holds the slope table and per-chunk partial sums
+// (deterministic); on the GPU the C * K accumulators it adds into
+// atomically and converts to T. For float and double the GPU needs no
+// scratch (ScratchSize 0): with scratch == nullptr it accumulates in
+// dcoefficients itself.
+namespace functor {
+
 template <typename Device, typename T>
-struct LinearSplineForward;
+struct SplineForward;
+template <typename Device, typename T>
+struct SplineBackward;
 
-// dx = dy * f'(x); dcoefficients[c, k] = sum over the positions of channel c
-// of the basis weight of knot k times dy, in one pass that recomputes i and u.
-// `accumulator` is scratch of Acc (float, or double for double): on the GPU
-// channels * K entries that it accumulates into atomically and converts to T
-// (for float and double it may alias dcoefficients); on the CPU
-// LinearSplineCpuScratchSize(params) entries (slope table and per-chunk
-// partial sums), or nullptr when that is 0.
-//
-//   const char* operator()(const Device& device, const SplineParams& params,
-//                          const T* dy, const T* x, const T* coefficients,
-//                          T* dx, T* dcoefficients, Acc* accumulator) const;
-template <typename Device, typename T, typename Acc>
-struct LinearSplineBackward;
+TFKAF_DECLARE_FUNCTORS(SplineForward, SplineBackward, SplineParams, CpuDevice)
+TFKAF_DECLARE_FUNCTORS(SplineForward, SplineBackward, SplineParams, GpuDevice)
 
-// Entries of scratch the CPU backward needs (defined in spline_cpu.cc).
-int64 LinearSplineCpuScratchSize(const SplineParams& params);
-
-// CPU functors (spline_cpu.cc; T one of float, double, Eigen::half,
-// Eigen::bfloat16, Acc its AccumulatorOf).
-template <typename T>
-struct LinearSplineForward<SplineCpuDevice, T> {
-  const char* operator()(const SplineCpuDevice& device,
-                         const SplineParams& params, const T* x,
-                         const T* coefficients, T* y) const;
-};
-
-template <typename T, typename Acc>
-struct LinearSplineBackward<SplineCpuDevice, T, Acc> {
-  const char* operator()(const SplineCpuDevice& device,
-                         const SplineParams& params, const T* dy, const T* x,
-                         const T* coefficients, T* dx, T* dcoefficients,
-                         Acc* scratch) const;
-};
-
-template <typename T>
-struct LinearSplineForward<GpuDevice, T> {
-  const char* operator()(const GpuDevice& device, const SplineParams& params,
-                         const T* x, const T* coefficients, T* y) const;
-};
-
-template <typename T, typename Acc>
-struct LinearSplineBackward<GpuDevice, T, Acc> {
-  const char* operator()(const GpuDevice& device, const SplineParams& params,
-                         const T* dy, const T* x, const T* coefficients,
-                         T* dx, T* dcoefficients, Acc* accumulator) const;
-};
+}  // namespace functor
 
 }  // namespace tfkaf
 

@@ -219,17 +219,17 @@ int RunBench(const std::string& shapes_arg, int iters) {
       r.fwd_bytes = 8.0 * n;
       r.bwd_bytes = 12.0 * n;
       r.fwd_ms = timer.Time(stream, it, [&] {
-        FunctorOk(tfkaf::KafForwardGpu<float>()(device, cfg, x.as<float>(),
-                                                alpha.as<float>(),
-                                                y.as<float>()),
-                  "KafForwardGpu");
+        FunctorOk(tfkaf::functor::KafForward<tfkaf::GpuDevice, float>()(
+                      device, cfg, x.as<float>(), alpha.as<float>(),
+                      y.as<float>()),
+                  "KafForward");
       });
       r.bwd_ms = timer.Time(stream, it, [&] {
-        FunctorOk(tfkaf::KafBackwardGpu<float, float>()(
+        FunctorOk(tfkaf::functor::KafBackward<tfkaf::GpuDevice, float>()(
                       device, cfg, dy.as<float>(), x.as<float>(),
                       alpha.as<float>(), dx.as<float>(), dalpha.as<float>(),
                       scratch.as<float>()),
-                  "KafBackwardGpu");
+                  "KafBackward");
       });
       rows.push_back(r);
     }
@@ -252,17 +252,17 @@ int RunBench(const std::string& shapes_arg, int iters) {
       r.fwd_bytes = 4.0 * n + 2.0 * n;
       r.bwd_bytes = 2.0 * n + 4.0 * n + 4.0 * n;
       r.fwd_ms = timer.Time(stream, it, [&] {
-        FunctorOk(tfkaf::Kaf2dForwardGpu<float>()(device, cfg, x.as<float>(),
-                                                  alpha.as<float>(),
-                                                  y.as<float>()),
-                  "Kaf2dForwardGpu");
+        FunctorOk(tfkaf::functor::Kaf2dForward<tfkaf::GpuDevice, float>()(
+                      device, cfg, x.as<float>(), alpha.as<float>(),
+                      y.as<float>()),
+                  "Kaf2dForward");
       });
       r.bwd_ms = timer.Time(stream, it, [&] {
-        FunctorOk(tfkaf::Kaf2dBackwardGpu<float, float>()(
+        FunctorOk(tfkaf::functor::Kaf2dBackward<tfkaf::GpuDevice, float>()(
                       device, cfg, dy.as<float>(), x.as<float>(),
                       alpha.as<float>(), dx.as<float>(), dalpha.as<float>(),
                       scratch.as<float>()),
-                  "Kaf2dBackwardGpu");
+                  "Kaf2dBackward");
       });
       rows.push_back(r);
     }
@@ -287,17 +287,17 @@ int RunBench(const std::string& shapes_arg, int iters) {
       // per-(channel, knot) warps rescan x, so it runs fewer iterations.
       const int bwd_it = det ? std::max(1, it / 4) : it;
       r.fwd_ms = timer.Time(stream, it, [&] {
-        FunctorOk(tfkaf::LinearSplineForward<tfkaf::GpuDevice, float>()(
+        FunctorOk(tfkaf::functor::SplineForward<tfkaf::GpuDevice, float>()(
                       device, p, x.as<float>(), coef.as<float>(),
                       y.as<float>()),
-                  "LinearSplineForward");
+                  "SplineForward");
       });
       r.bwd_ms = timer.Time(stream, bwd_it, [&] {
-        FunctorOk(tfkaf::LinearSplineBackward<tfkaf::GpuDevice, float, float>()(
+        FunctorOk(tfkaf::functor::SplineBackward<tfkaf::GpuDevice, float>()(
                       device, p, dy.as<float>(), x.as<float>(),
                       coef.as<float>(), dx.as<float>(), dcoef.as<float>(),
                       dcoef.as<float>()),
-                  "LinearSplineBackward");
+                  "SplineBackward");
       });
       rows.push_back(r);
     }

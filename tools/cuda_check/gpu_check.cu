@@ -4,10 +4,11 @@
 // Each case uploads its inputs, fills every output with a sentinel value
 // (and the scratch accumulators with NaN bytes, which the functors must
 // clear), calls the functor on a non-blocking stream the way the OpKernels
-// do (cc/kernels/kaf_kernels.cc, spline_kernels.cc: scratch of rows * K
-// accumulators; the spline's float/double accumulator aliasing
-// dcoefficients), synchronises, and compares every output element with the
-// reference. Guard bytes around every buffer must be intact afterwards.
+// do (LaunchBackward in cc/kernels/op_util.h: scratch of ScratchSize
+// accumulators, rows * K; none for the spline's float/double, which then
+// accumulate in dcoefficients), synchronises, and compares every output
+// element with the reference. Guard bytes around every buffer must be intact
+// afterwards.
 
 #include <cuda_runtime.h>
 
@@ -205,16 +206,18 @@ class Runner {
     const char* name = "";
     switch (c_.op) {
       case Op::kKaf:
-        name = "KafForwardGpu";
-        err = tfkaf::KafForwardGpu<S>()(device_, kaf_, x, a, y);
+        name = "functor::KafForward<GpuDevice>";
+        err = tfkaf::functor::KafForward<tfkaf::GpuDevice, S>()(device_, kaf_,
+                                                               x, a, y);
         break;
       case Op::kKaf2d:
-        name = "Kaf2dForwardGpu";
-        err = tfkaf::Kaf2dForwardGpu<S>()(device_, kaf_, x, a, y);
+        name = "functor::Kaf2dForward<GpuDevice>";
+        err = tfkaf::functor::Kaf2dForward<tfkaf::GpuDevice, S>()(device_, kaf_,
+                                                                 x, a, y);
         break;
       case Op::kSpline:
-        name = "LinearSplineForward<GpuDevice>";
-        err = tfkaf::LinearSplineForward<tfkaf::GpuDevice, S>()(
+        name = "functor::SplineForward<GpuDevice>";
+        err = tfkaf::functor::SplineForward<tfkaf::GpuDevice, S>()(
             device_, spline_, x, a, y);
         break;
     }
@@ -246,24 +249,25 @@ class Runner {
     const char* name = "";
     switch (c_.op) {
       case Op::kKaf:
-        name = "KafBackwardGpu";
-        err = tfkaf::KafBackwardGpu<S, Acc>()(device_, kaf_, dy, x, a, dx, da,
-                                             acc);
+        name = "functor::KafBackward<GpuDevice>";
+        err = tfkaf::functor::KafBackward<tfkaf::GpuDevice, S>()(
+            device_, kaf_, dy, x, a, dx, da, acc);
         break;
       case Op::kKaf2d:
-        name = "Kaf2dBackwardGpu";
-        err = tfkaf::Kaf2dBackwardGpu<S, Acc>()(device_, kaf_, dy, x, a, dx,
-                                               da, acc);
+        name = "functor::Kaf2dBackward<GpuDevice>";
+        err = tfkaf::functor::Kaf2dBackward<tfkaf::GpuDevice, S>()(
+            device_, kaf_, dy, x, a, dx, da, acc);
         break;
       case Op::kSpline: {
-        name = "LinearSplineBackward<GpuDevice>";
-        // As the OpKernel: float and double accumulate in dcoefficients.
+        name = "functor::SplineBackward<GpuDevice>";
+        // As the OpKernel: float and double need no scratch (ScratchSize
+        // 0) and accumulate in dcoefficients.
         if (std::is_same<S, Acc>::value && alias != Alias::kSeparateAcc) {
-          acc = reinterpret_cast<Acc*>(da);
+          acc = nullptr;
         }
         tfkaf::SplineParams p = spline_;
         p.deterministic = deterministic;
-        err = tfkaf::LinearSplineBackward<tfkaf::GpuDevice, S, Acc>()(
+        err = tfkaf::functor::SplineBackward<tfkaf::GpuDevice, S>()(
             device_, p, dy, x, a, dx, da, acc);
         break;
       }
