@@ -35,6 +35,21 @@ inline const char* ErrorOf(cudaError_t status) {
   return status == cudaSuccess ? nullptr : cudaGetErrorString(status);
 }
 
+// The device's stream.
+inline cudaStream_t StreamOf(const GpuDevice& device) {
+  return static_cast<cudaStream_t>(device.stream);
+}
+
+// Launches kernel(args...) for a grid-stride loop over `size` items on the
+// device's stream (nothing for size 0) and returns its error.
+template <typename... Params, typename... Args>
+const char* LaunchGridStride(const GpuDevice& device, int64 size,
+                             void (*kernel)(Params...), Args... args) {
+  if (size == 0) return nullptr;
+  kernel<<<Blocks(size), kThreads, 0, StreamOf(device)>>>(args...);
+  return LastError();
+}
+
 // to[j] = from[j] rounded to the storage type T, j < n.
 template <typename T, typename A>
 __global__ void ConvertKernel(const A* __restrict__ from, T* __restrict__ to,

@@ -108,10 +108,9 @@ class KafOp : public OpKernel {
     if (y->NumElements() == 0) return;
     OP_REQUIRES_OK(context,
                    (LaunchForward<KafFunctors<kTwoD>::template Forward,
-                                  Device>(
-                       context, ConfigOf(attrs_, kernel_, facts),
-                       x.flat<T>().data(), alpha.flat<T>().data(),
-                       y->flat<T>().data())));
+                                  Device, T>(
+                       context, ConfigOf(attrs_, kernel_, facts), x, alpha,
+                       y)));
   }
 
  private:
@@ -143,10 +142,8 @@ class KafGradOp : public OpKernel {
                    context->allocate_output(1, alpha.shape(), &dalpha));
     OP_REQUIRES_OK(context,
                    (LaunchBackward<KafFunctors<kTwoD>::template Backward,
-                                   Device>(
-                       context, config, dy.flat<T>().data(),
-                       x.flat<T>().data(), alpha.flat<T>().data(),
-                       dx->flat<T>().data(), dalpha->flat<T>().data())));
+                                   Device, T>(context, config, dy, x, alpha,
+                                              dx, dalpha)));
   }
 
  private:

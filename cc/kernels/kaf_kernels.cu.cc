@@ -193,11 +193,26 @@ __device__ __forceinline__ void FlushShared(const A* shared, A* global,
   }
 }
 
-// Position and channel of work item w of a tile of `ct` channels.
-__device__ __forceinline__ void WorkItem(int64 w, int ct, int64* position,
-                                         int* local_channel) {
-  *local_channel = static_cast<int>(w % ct);
-  *position = w / ct;
+// The work of one backward block: rows (channels) [r0, r0 + count) of the
+// tile blockIdx.x and a stripe of positions (blockIdx.y); lanes of a warp
+// take different rows. f(position, row, acc_row) runs once per (position,
+// row), acc_row the row's K dalpha accumulators: in shared memory (kShared;
+// zeroed first, flushed to dalpha at the end) or dalpha itself.
+template <bool kShared, typename A, typename F>
+__device__ __forceinline__ void ForEachTileItem(int64 rows, int tile,
+                                                int64 positions, int K,
+                                                A* shared, A* dalpha, F&& f) {
+  const int64 r0 = int64(blockIdx.x) * tile;
+  const int count = static_cast<int>(rows - r0 < tile ? rows - r0 : tile);
+  if (kShared) ZeroShared(shared, count * K);
+  const int64 work = positions * count;
+  for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
+       w += int64(gridDim.y) * blockDim.x) {
+    const int local = static_cast<int>(w % count);
+    const int64 row = r0 + local;
+    f(w / count, row, kShared ? shared + local * K : dalpha + row * K);
+  }
+  if (kShared) FlushShared(shared, dalpha + r0 * K, count * K);
 }
 
 template <typename T, typename A, bool kShared>
@@ -208,45 +223,33 @@ __global__ void KafBackwardKernel(const T* __restrict__ dy,
                                   int64 outer, int64 C, int64 inner, int tile,
                                   KafKernel kernel, Params<A> p) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
-  A* shared = reinterpret_cast<A*>(shared_raw);
   const int D = p.D;
-  const int64 c0 = int64(blockIdx.x) * tile;
-  const int ct = static_cast<int>(C - c0 < tile ? C - c0 : tile);
-  if (kShared) ZeroShared(shared, ct * D);
-  const int64 positions = outer * inner;
-  const int64 work = positions * ct;
-  for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
-       w += int64(gridDim.y) * blockDim.x) {
-    int64 position;
-    int cl;
-    WorkItem(w, ct, &position, &cl);
-    const int64 c = c0 + cl;
-    const int64 o = position / inner;
-    const int64 idx = (o * C + c) * inner + position % inner;
-    const A xv = Cvt<T>::In(x[idx]);
-    const A g = Cvt<T>::In(dy[idx]);
-    const T* a = alpha + c * D;
-    A* acc_row = kShared ? shared + cl * D : dalpha + c * D;
-    A dxv;
-    if (kernel == KafKernel::kGaussian) {
-      BackwardSum<T, A> f{a, acc_row, g, A(0), &p, A(0)};
-      f.xc = p.Clamp(xv);
-      GaussWalk(p, xv, f);
-      dxv = ((f.sum * -p.gamma) * A(2)) * g;  // never forms -2 gamma
-    } else {
-      A sum = A(0);
-      for (int i = 0; i < D; ++i) {
-        A k, dk;
-        ReluSoftplus(kernel, xv - p.Centre(i), &k, &dk);
-        sum += Cvt<T>::In(a[i]) * dk;
-        atomicAdd(acc_row + i, g * k);
-      }
-      dxv = g * sum;
-      if (kernel == KafKernel::kRelu && xv != xv) dxv = xv;
-    }
-    dx[idx] = Cvt<T>::Out(dxv);
-  }
-  if (kShared) FlushShared(shared, dalpha + c0 * D, ct * D);
+  ForEachTileItem<kShared>(
+      C, tile, outer * inner, D, reinterpret_cast<A*>(shared_raw), dalpha,
+      [&](int64 position, int64 c, A* acc_row) {
+        const int64 o = position / inner;
+        const int64 idx = (o * C + c) * inner + position % inner;
+        const A xv = Cvt<T>::In(x[idx]);
+        const A g = Cvt<T>::In(dy[idx]);
+        const T* a = alpha + c * D;
+        A dxv;
+        if (kernel == KafKernel::kGaussian) {
+          BackwardSum<T, A> f{a, acc_row, g, p.Clamp(xv), &p, A(0)};
+          GaussWalk(p, xv, f);
+          dxv = ((f.sum * -p.gamma) * A(2)) * g;  // never forms -2 gamma
+        } else {
+          A sum = A(0);
+          for (int i = 0; i < D; ++i) {
+            A k, dk;
+            ReluSoftplus(kernel, xv - p.Centre(i), &k, &dk);
+            sum += Cvt<T>::In(a[i]) * dk;
+            atomicAdd(acc_row + i, g * k);
+          }
+          dxv = g * sum;
+          if (kernel == KafKernel::kRelu && xv != xv) dxv = xv;
+        }
+        dx[idx] = Cvt<T>::Out(dxv);
+      });
 }
 
 template <typename T, typename A>
@@ -354,38 +357,24 @@ __global__ void Kaf2dBackwardKernel(const T* __restrict__ dy,
                                     int64 H, int64 inner, int tile,
                                     Params<A> p) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
-  A* shared = reinterpret_cast<A*>(shared_raw);
-  const int D = p.D;
-  const int D2 = D * D;
-  const int64 h0 = int64(blockIdx.x) * tile;
-  const int ct = static_cast<int>(H - h0 < tile ? H - h0 : tile);
-  if (kShared) ZeroShared(shared, ct * D2);
-  const int64 positions = outer * inner;
-  const int64 work = positions * ct;
-  for (int64 w = int64(blockIdx.y) * blockDim.x + threadIdx.x; w < work;
-       w += int64(gridDim.y) * blockDim.x) {
-    int64 position;
-    int hl;
-    WorkItem(w, ct, &position, &hl);
-    const int64 h = h0 + hl;
-    const int64 o = position / inner;
-    const int64 i = position % inner;
-    const int64 at_y = (o * H + h) * inner + i;
-    const int64 at1 = (o * 2 * H + h) * inner + i;
-    const int64 at2 = at1 + H * inner;
-    const A x1 = Cvt<T>::In(x[at1]);
-    const A x2 = Cvt<T>::In(x[at2]);
-    const A g = Cvt<T>::In(dy[at_y]);
-    const T* a = alpha + h * D2;
-    A* acc_row = kShared ? shared + hl * D2 : dalpha + h * D2;
-    const A xc1 = p.Clamp(x1);
-    const A xc2 = p.Clamp(x2);
-    A s1, s2;
-    Kaf2dBackwardSums<T>(p, a, x1, x2, xc1, xc2, g, acc_row, &s1, &s2);
-    dx[at1] = Cvt<T>::Out(((s1 * -p.gamma) * A(2)) * g);
-    dx[at2] = Cvt<T>::Out(((s2 * -p.gamma) * A(2)) * g);
-  }
-  if (kShared) FlushShared(shared, dalpha + h0 * D2, ct * D2);
+  const int D2 = p.D * p.D;
+  ForEachTileItem<kShared>(
+      H, tile, outer * inner, D2, reinterpret_cast<A*>(shared_raw), dalpha,
+      [&](int64 position, int64 h, A* acc_row) {
+        const int64 o = position / inner;
+        const int64 i = position % inner;
+        const int64 at_y = (o * H + h) * inner + i;
+        const int64 at1 = (o * 2 * H + h) * inner + i;
+        const int64 at2 = at1 + H * inner;
+        const A x1 = Cvt<T>::In(x[at1]);
+        const A x2 = Cvt<T>::In(x[at2]);
+        const A g = Cvt<T>::In(dy[at_y]);
+        A s1, s2;
+        Kaf2dBackwardSums<T>(p, alpha + h * D2, x1, x2, p.Clamp(x1),
+                             p.Clamp(x2), g, acc_row, &s1, &s2);
+        dx[at1] = Cvt<T>::Out(((s1 * -p.gamma) * A(2)) * g);
+        dx[at2] = Cvt<T>::Out(((s2 * -p.gamma) * A(2)) * g);
+      });
 }
 
 // Backward launch geometry: x = channel tiles, y = position stripes.
@@ -409,23 +398,26 @@ int SharedTile(int64 K) {
 }
 
 // The backward pass shared by KAF and 2D-KAF: clears the rows * K
-// accumulators, calls launch(kShared, grid, tile, shared_bytes) (kShared a
-// std::integral_constant<bool>: the tile's accumulators fit in shared
-// memory) and converts the accumulators to dalpha.
+// accumulators, calls launch(kShared, grid, tile, shared_bytes, stream)
+// (kShared a std::integral_constant<bool>: the tile's accumulators fit in
+// shared memory) and converts the accumulators to dalpha.
 template <typename T, typename A, typename Launch>
-const char* BackwardPass(cudaStream_t stream, const ChannelLayout& L,
+const char* BackwardPass(const GpuDevice& device, const ChannelLayout& L,
                          int64 rows, int64 K, A* scratch, T* dalpha,
                          const Launch& launch) {
+  static_assert(std::is_same<typename Cvt<T>::A, A>::value,
+                "accumulator type mismatch");
   const int64 n = rows * K;
+  cudaStream_t stream = cuda::StreamOf(device);
   if (n > 0) cudaMemsetAsync(scratch, 0, n * sizeof(A), stream);
   if (L.size() > 0) {
     const int shared_tile = SharedTile<A>(K);
     const int tile = shared_tile > 0 ? shared_tile : kMaxTile;
     const dim3 grid = BackwardGrid(rows, tile, L.outer * L.inner);
     if (shared_tile > 0) {
-      launch(std::true_type(), grid, tile, tile * K * sizeof(A));
+      launch(std::true_type(), grid, tile, tile * K * sizeof(A), stream);
     } else {
-      launch(std::false_type(), grid, tile, size_t{0});
+      launch(std::false_type(), grid, tile, size_t{0}, stream);
     }
     const char* error = LastError();
     if (error != nullptr) return error;
@@ -441,13 +433,9 @@ const char* functor::KafForward<GpuDevice, T>::operator()(
     const T* alpha, T* y) const {
   using A = typename Cvt<T>::A;
   const ChannelLayout& L = config.layout;
-  const int64 size = L.size();
-  if (size == 0) return nullptr;
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  KafForwardKernel<T, A><<<Blocks(size), kThreads, 0, stream>>>(
-      x, alpha, y, size, L.channels, L.inner, config.kernel,
-      MakeParams<A>(config));
-  return LastError();
+  return cuda::LaunchGridStride(device, L.size(), KafForwardKernel<T, A>, x,
+                                alpha, y, L.size(), L.channels, L.inner,
+                                config.kernel, MakeParams<A>(config));
 }
 
 template <typename T>
@@ -460,18 +448,15 @@ template <typename T>
 const char* functor::KafBackward<GpuDevice, T>::operator()(
     const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
     const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
-  static_assert(std::is_same<typename Cvt<T>::A, Acc>::value,
-                "accumulator type mismatch");
   const ChannelLayout& L = config.layout;
   const Params<Acc> p = MakeParams<Acc>(config);
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
   return BackwardPass(
-      stream, L, L.channels, config.num_centres, scratch, dalpha,
-      [&](auto shared, dim3 grid, int tile, size_t shared_bytes) {
+      device, L, L.channels, config.num_centres, scratch, dalpha,
+      [&](auto shared, dim3 grid, int tile, size_t bytes, cudaStream_t s) {
         KafBackwardKernel<T, Acc, decltype(shared)::value>
-            <<<grid, kThreads, shared_bytes, stream>>>(
-                dy, x, alpha, dx, scratch, L.outer, L.channels, L.inner,
-                tile, config.kernel, p);
+            <<<grid, kThreads, bytes, s>>>(dy, x, alpha, dx, scratch, L.outer,
+                                           L.channels, L.inner, tile,
+                                           config.kernel, p);
       });
 }
 
@@ -483,11 +468,9 @@ const char* functor::Kaf2dForward<GpuDevice, T>::operator()(
   const ChannelLayout& L = config.layout;
   const int64 H = L.channels / 2;
   const int64 size = L.outer * H * L.inner;
-  if (size == 0) return nullptr;
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  Kaf2dForwardKernel<T, A><<<Blocks(size), kThreads, 0, stream>>>(
-      x, alpha, y, size, H, L.inner, MakeParams<A>(config));
-  return LastError();
+  return cuda::LaunchGridStride(device, size, Kaf2dForwardKernel<T, A>, x,
+                                alpha, y, size, H, L.inner,
+                                MakeParams<A>(config));
 }
 
 template <typename T>
@@ -500,18 +483,15 @@ template <typename T>
 const char* functor::Kaf2dBackward<GpuDevice, T>::operator()(
     const GpuDevice& device, const KafConfig& config, const T* dy, const T* x,
     const T* alpha, T* dx, T* dalpha, Acc* scratch) const {
-  static_assert(std::is_same<typename Cvt<T>::A, Acc>::value,
-                "accumulator type mismatch");
   const ChannelLayout& L = config.layout;
   const int64 H = L.channels / 2;
   const Params<Acc> p = MakeParams<Acc>(config);
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
   return BackwardPass(
-      stream, L, H, config.num_centres * config.num_centres, scratch, dalpha,
-      [&](auto shared, dim3 grid, int tile, size_t shared_bytes) {
+      device, L, H, config.num_centres * config.num_centres, scratch, dalpha,
+      [&](auto shared, dim3 grid, int tile, size_t bytes, cudaStream_t s) {
         Kaf2dBackwardKernel<T, Acc, decltype(shared)::value>
-            <<<grid, kThreads, shared_bytes, stream>>>(
-                dy, x, alpha, dx, scratch, L.outer, H, L.inner, tile, p);
+            <<<grid, kThreads, bytes, s>>>(dy, x, alpha, dx, scratch, L.outer,
+                                           H, L.inner, tile, p);
       });
 }
 

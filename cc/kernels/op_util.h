@@ -83,6 +83,17 @@ const typename StorageOf<Device, T>::type* StoragePointer(const T* pointer) {
   return reinterpret_cast<const typename StorageOf<Device, T>::type*>(pointer);
 }
 
+// A tensor's elements as the storage type of Device's functors.
+template <typename Device, typename T>
+const typename StorageOf<Device, T>::type* DataOf(
+    const tensorflow::Tensor& tensor) {
+  return StoragePointer<Device>(tensor.flat<T>().data());
+}
+template <typename Device, typename T>
+typename StorageOf<Device, T>::type* DataOf(tensorflow::Tensor* tensor) {
+  return StoragePointer<Device>(tensor->flat<T>().data());
+}
+
 // The one launch path of every op: Forward<Device, S> / Backward<Device, S>
 // (TFKAF_DECLARE_FUNCTORS, common.h; S the storage type of T) on the
 // context's device, the backward's scratch from allocate_temp, the functor's
@@ -90,21 +101,25 @@ const typename StorageOf<Device, T>::type* StoragePointer(const T* pointer) {
 template <template <typename, typename> class Forward, typename Device,
           typename T, typename Config>
 absl::Status LaunchForward(tensorflow::OpKernelContext* context,
-                           const Config& config, const T* x, const T* param,
-                           T* y) {
+                           const Config& config, const tensorflow::Tensor& x,
+                           const tensorflow::Tensor& param,
+                           tensorflow::Tensor* y) {
   using S = typename StorageOf<Device, T>::type;
   return LaunchStatus(
       context, Forward<Device, S>()(DeviceOf<Device>(context), config,
-                                    StoragePointer<Device>(x),
-                                    StoragePointer<Device>(param),
-                                    StoragePointer<Device>(y)));
+                                    DataOf<Device, T>(x),
+                                    DataOf<Device, T>(param),
+                                    DataOf<Device, T>(y)));
 }
 
 template <template <typename, typename> class Backward, typename Device,
           typename T, typename Config>
 absl::Status LaunchBackward(tensorflow::OpKernelContext* context,
-                            const Config& config, const T* dy, const T* x,
-                            const T* param, T* dx, T* dparam) {
+                            const Config& config, const tensorflow::Tensor& dy,
+                            const tensorflow::Tensor& x,
+                            const tensorflow::Tensor& param,
+                            tensorflow::Tensor* dx,
+                            tensorflow::Tensor* dparam) {
   using Functor = Backward<Device, typename StorageOf<Device, T>::type>;
   using Acc = typename Functor::Acc;
   const int64 scratch_size = Functor::ScratchSize(config);
@@ -117,11 +132,10 @@ absl::Status LaunchBackward(tensorflow::OpKernelContext* context,
     scratch_data = scratch.flat<Acc>().data();
   }
   return LaunchStatus(
-      context,
-      Functor()(DeviceOf<Device>(context), config, StoragePointer<Device>(dy),
-                StoragePointer<Device>(x), StoragePointer<Device>(param),
-                StoragePointer<Device>(dx), StoragePointer<Device>(dparam),
-                scratch_data));
+      context, Functor()(DeviceOf<Device>(context), config,
+                         DataOf<Device, T>(dy), DataOf<Device, T>(x),
+                         DataOf<Device, T>(param), DataOf<Device, T>(dx),
+                         DataOf<Device, T>(dparam), scratch_data));
 }
 
 }  // namespace tfkaf

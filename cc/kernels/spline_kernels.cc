@@ -71,10 +71,8 @@ class LinearSplineOp : public SplineOpBase {
     OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
                                 {0}, 0, x.shape(), &y));
     if (x.NumElements() == 0) return;
-    OP_REQUIRES_OK(context,
-                   (LaunchForward<functor::SplineForward, Device>(
-                       context, params, x.flat<T>().data(),
-                       coefficients.flat<T>().data(), y->flat<T>().data())));
+    OP_REQUIRES_OK(context, (LaunchForward<functor::SplineForward, Device, T>(
+                                context, params, x, coefficients, y)));
   }
 };
 
@@ -105,11 +103,9 @@ class LinearSplineGradOp : public SplineOpBase {
                                 1, coefficients.shape(), &dcoefficients));
     if (dcoefficients->NumElements() == 0) return;
     OP_REQUIRES_OK(context,
-                   (LaunchBackward<functor::SplineBackward, Device>(
-                       context, params, dy.flat<T>().data(),
-                       x.flat<T>().data(), coefficients.flat<T>().data(),
-                       dx->flat<T>().data(),
-                       dcoefficients->flat<T>().data())));
+                   (LaunchBackward<functor::SplineBackward, Device, T>(
+                       context, params, dy, x, coefficients, dx,
+                       dcoefficients)));
   }
 };
 

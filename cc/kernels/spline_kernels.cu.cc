@@ -48,6 +48,26 @@ struct DeviceGrid {
   int64 knots;
   Acc x_min;
   Acc scale;
+
+  __device__ __forceinline__ int64 size() const {
+    return outer * channels * inner;
+  }
+  // The coefficient row of flat element e.
+  template <typename T>
+  __device__ __forceinline__ const T* Row(const T* coefficients,
+                                          int64 e) const {
+    return coefficients + ((e / inner) % channels) * knots;
+  }
+  // t = (x - x_min) * scale of a stored x.
+  template <typename T>
+  __device__ __forceinline__ Acc Position(T x) const {
+    return (Cvt<T>::In(x) - x_min) * scale;
+  }
+  // SplineSegment (spline_kernels.h) of t: i, and u = t - i.
+  __device__ __forceinline__ int64 Segment(Acc t, Acc* u) const {
+    const int64 last = knots - 2;
+    return SplineSegment<Acc>(t, static_cast<Acc>(last), last, u);
+  }
 };
 
 template <typename Acc>
@@ -65,17 +85,11 @@ DeviceGrid<Acc> MakeGrid(const SplineParams& params) {
 template <typename T, typename Acc>
 __global__ void ForwardKernel(const T* x, const T* __restrict__ coefficients,
                               T* y, DeviceGrid<Acc> grid) {
-  const int64 size = grid.outer * grid.channels * grid.inner;
-  const int64 last = grid.knots - 2;
-  const Acc last_f = static_cast<Acc>(last);
   for (int64 e = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
-       e < size; e += static_cast<int64>(blockDim.x) * gridDim.x) {
-    const int64 channel = (e / grid.inner) % grid.channels;
-    const T* row = coefficients + channel * grid.knots;
+       e < grid.size(); e += static_cast<int64>(blockDim.x) * gridDim.x) {
+    const T* row = grid.Row(coefficients, e);
     Acc u;
-    const int64 i = SplineSegment<Acc>(
-        (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale, last_f,
-        last, &u);
+    const int64 i = grid.Segment(grid.Position(x[e]), &u);
     const Acc c0 = Cvt<T>::In(row[i]);
     const Acc c1 = Cvt<T>::In(row[i + 1]);
     y[e] = Cvt<T>::Out(c0 + u * (c1 - c0));
@@ -87,16 +101,12 @@ template <typename T, typename Acc>
 __global__ void InputGradKernel(const T* dy, const T* x,
                                 const T* __restrict__ coefficients, T* dx,
                                 DeviceGrid<Acc> grid) {
-  const int64 size = grid.outer * grid.channels * grid.inner;
-  const int64 last = grid.knots - 2;
-  const Acc last_f = static_cast<Acc>(last);
   for (int64 e = blockIdx.x * static_cast<int64>(blockDim.x) + threadIdx.x;
-       e < size; e += static_cast<int64>(blockDim.x) * gridDim.x) {
-    const int64 channel = (e / grid.inner) % grid.channels;
-    const T* row = coefficients + channel * grid.knots;
-    const Acc t = (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale;
+       e < grid.size(); e += static_cast<int64>(blockDim.x) * gridDim.x) {
+    const T* row = grid.Row(coefficients, e);
+    const Acc t = grid.Position(x[e]);
     Acc u;
-    const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
+    const int64 i = grid.Segment(t, &u);
     const Acc c0 = Cvt<T>::In(row[i]);
     const Acc c1 = Cvt<T>::In(row[i + 1]);
     const Acc g = Cvt<T>::In(dy[e]);
@@ -128,8 +138,6 @@ __global__ void BackwardKernel(const T* dy, const T* x,
 
   const int64 positions = grid.outer * grid.inner;
   const int64 chunks = (positions + chunk - 1) / chunk;
-  const int64 last = grid.knots - 2;
-  const Acc last_f = static_cast<Acc>(last);
   const bool channels_last = grid.inner == 1;
   for (int64 ch = blockIdx.y; ch < chunks; ch += gridDim.y) {
     const int64 p0 = ch * chunk;
@@ -149,9 +157,9 @@ __global__ void BackwardKernel(const T* dy, const T* x,
             (p - o * grid.inner);
       }
       const int64 row = (channel0 + local) * grid.knots;
-      const Acc t = (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale;
+      const Acc t = grid.Position(x[e]);
       Acc u;
-      const int64 i = SplineSegment<Acc>(t, last_f, last, &u);
+      const int64 i = grid.Segment(t, &u);
       const Acc c0 = Cvt<T>::In(coefficients[row + i]);
       const Acc c1 = Cvt<T>::In(coefficients[row + i + 1]);
       const Acc g = Cvt<T>::In(dy[e]);
@@ -186,8 +194,6 @@ __global__ void CoefficientGradDeterministicKernel(
   const int64 warps = (static_cast<int64>(gridDim.x) * blockDim.x) >> 5;
   const int64 entries = grid.channels * grid.knots;
   const int64 positions = grid.outer * grid.inner;
-  const int64 last = grid.knots - 2;
-  const Acc last_f = static_cast<Acc>(last);
   for (int64 w = warp; w < entries; w += warps) {  // uniform within a warp
     const int64 channel = w / grid.knots;
     const int64 knot = w - channel * grid.knots;
@@ -197,9 +203,7 @@ __global__ void CoefficientGradDeterministicKernel(
       const int64 e =
           (o * grid.channels + channel) * grid.inner + (p - o * grid.inner);
       Acc u;
-      const int64 i = SplineSegment<Acc>(
-          (Cvt<T>::In(x[e]) - grid.x_min) * grid.scale, last_f,
-          last, &u);
+      const int64 i = grid.Segment(grid.Position(x[e]), &u);
       if (i == knot || i + 1 == knot) {
         const Acc g = Cvt<T>::In(dy[e]);
         const Acc ug = u * g;
@@ -278,12 +282,9 @@ const char* functor::SplineForward<GpuDevice, T>::operator()(
     const GpuDevice& device, const SplineParams& params, const T* x,
     const T* coefficients, T* y) const {
   using Acc = typename Cvt<T>::A;
-  const int64 size = params.layout.size();
-  if (size == 0) return nullptr;
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
-  ForwardKernel<T, Acc><<<Blocks(size), kThreads, 0, stream>>>(
-      x, coefficients, y, MakeGrid<Acc>(params));
-  return LastError();
+  return cuda::LaunchGridStride(device, params.layout.size(),
+                                ForwardKernel<T, Acc>, x, coefficients, y,
+                                MakeGrid<Acc>(params));
 }
 
 template <typename T>
@@ -300,7 +301,7 @@ const char* functor::SplineBackward<GpuDevice, T>::operator()(
     Acc* scratch) const {
   static_assert(std::is_same<Acc, typename Cvt<T>::A>::value,
                 "accumulator type mismatch");
-  cudaStream_t stream = static_cast<cudaStream_t>(device.stream);
+  cudaStream_t stream = cuda::StreamOf(device);
   const int64 entries = params.layout.channels * params.knots;
   if (entries == 0) return nullptr;
   if (params.layout.size() == 0) {  // zero bits are 0.0 in every type
