@@ -54,7 +54,8 @@ struct AccumulatorOf<double> {
 // (a CUDA error string on the GPU). Backward::ScratchSize(config) is the
 // number of Acc entries of `scratch` it needs; when 0, scratch may be
 // nullptr. Each op's header declares its functors for CpuDevice and GpuDevice
-// with this one signature; the CPU file and the .cu.cc define them.
+// with this one signature (TFKAF_DECLARE_OP_FUNCTORS); the CPU file and the
+// .cu.cc define them.
 #define TFKAF_DECLARE_FUNCTORS(Forward, Backward, Config, Device)           \
   template <typename T>                                                     \
   struct Forward<Device, T> {                                               \
@@ -86,6 +87,16 @@ struct BFloat16Bits {
   M(double)                    \
   M(HalfBits)                  \
   M(BFloat16Bits)
+
+// Declares an op's functor pair (primary templates) and their
+// specialisations for both devices.
+#define TFKAF_DECLARE_OP_FUNCTORS(Forward, Backward, Config)    \
+  template <typename Device, typename T>                        \
+  struct Forward;                                               \
+  template <typename Device, typename T>                        \
+  struct Backward;                                              \
+  TFKAF_DECLARE_FUNCTORS(Forward, Backward, Config, CpuDevice) \
+  TFKAF_DECLARE_FUNCTORS(Forward, Backward, Config, GpuDevice)
 
 // Explicit instantiation of the functor pair that TFKAF_DECLARE_FUNCTORS
 // declared, for one device and value type (in namespace tfkaf).

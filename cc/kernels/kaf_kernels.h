@@ -48,27 +48,15 @@ A KafClampLimit(const KafConfig& config) {
   return std::isfinite(limit) ? limit : std::numeric_limits<A>::max();
 }
 
-// The functors (TFKAF_DECLARE_FUNCTORS, common.h): param is alpha ([C, D],
+// The functors (TFKAF_DECLARE_OP_FUNCTORS, common.h): param is alpha ([C, D],
 // or [H, D*D] for Kaf2d). Backward writes dalpha in full (zeros for empty
 // x); on the CPU deterministically, on the GPU through float atomics in
 // `scratch` (H or C rows of D or D*D accumulators).
 namespace functor {
-
-template <typename Device, typename T>
-struct KafForward;
-template <typename Device, typename T>
-struct KafBackward;
-template <typename Device, typename T>
-struct Kaf2dForward;
-template <typename Device, typename T>
-struct Kaf2dBackward;
-
-TFKAF_DECLARE_FUNCTORS(KafForward, KafBackward, KafConfig, CpuDevice)
-TFKAF_DECLARE_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig, CpuDevice)
-TFKAF_DECLARE_FUNCTORS(KafForward, KafBackward, KafConfig, GpuDevice)
-TFKAF_DECLARE_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig, GpuDevice)
-
+TFKAF_DECLARE_OP_FUNCTORS(KafForward, KafBackward, KafConfig)
+TFKAF_DECLARE_OP_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig)
 }  // namespace functor
+
 }  // namespace tfkaf
 
 #endif  // TFKAF_CC_KERNELS_KAF_KERNELS_H_

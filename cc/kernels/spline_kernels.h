@@ -58,7 +58,7 @@ TFKAF_SPLINE_INLINE int64 SplineSegment(Acc t, Acc last_f, int64 last,
   return i;
 }
 
-// The functors (TFKAF_DECLARE_FUNCTORS, common.h): param is the
+// The functors (TFKAF_DECLARE_OP_FUNCTORS, common.h): param is the
 // coefficients [C, K]. Forward: y = f(x). Backward: dx = dy * f'(x) and
 // dcoefficients[c, k] = sum over the positions of channel c of the basis
 // weight of knot k times dy, in one pass that recomputes i and u. On the CPU
@@ -68,15 +68,7 @@ TFKAF_SPLINE_INLINE int64 SplineSegment(Acc t, Acc last_f, int64 last,
 // scratch (ScratchSize 0): with scratch == nullptr it accumulates in
 // dcoefficients itself.
 namespace functor {
-
-template <typename Device, typename T>
-struct SplineForward;
-template <typename Device, typename T>
-struct SplineBackward;
-
-TFKAF_DECLARE_FUNCTORS(SplineForward, SplineBackward, SplineParams, CpuDevice)
-TFKAF_DECLARE_FUNCTORS(SplineForward, SplineBackward, SplineParams, GpuDevice)
-
+TFKAF_DECLARE_OP_FUNCTORS(SplineForward, SplineBackward, SplineParams)
 }  // namespace functor
 
 }  // namespace tfkaf
