@@ -20,7 +20,6 @@
 namespace tfkaf {
 namespace {
 
-using ::tensorflow::DEVICE_CPU;
 using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
@@ -151,49 +150,27 @@ class KafGradOp : public OpKernel {
   KafKernel kernel_ = KafKernel::kGaussian;
 };
 
-#define TFKAF_REGISTER_CPU(T)                                              \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf").Device(DEVICE_CPU).TypeConstraint<T>("T"),         \
-      KafOp<CpuDevice, T, false>);                                            \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>KafGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),     \
-      KafGradOp<CpuDevice, T, false>);                                        \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf2d").Device(DEVICE_CPU).TypeConstraint<T>("T"),       \
-      KafOp<CpuDevice, T, true>);                                             \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf2dGrad").Device(DEVICE_CPU).TypeConstraint<T>("T"),   \
-      KafGradOp<CpuDevice, T, true>);
-
-TFKAF_REGISTER_CPU(float)
-TFKAF_REGISTER_CPU(double)
-TFKAF_REGISTER_CPU(Eigen::half)
-TFKAF_REGISTER_CPU(Eigen::bfloat16)
-#undef TFKAF_REGISTER_CPU
-
-#ifdef TFKAF_WITH_CUDA
-using ::tensorflow::DEVICE_GPU;
 // boundary, gamma and axis are attributes: no host-memory inputs needed.
-#define TFKAF_REGISTER_GPU(T)                                              \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf").Device(DEVICE_GPU).TypeConstraint<T>("T"),         \
-      KafOp<GpuDevice, T, false>);                                            \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>KafGrad").Device(DEVICE_GPU).TypeConstraint<T>("T"),     \
-      KafGradOp<GpuDevice, T, false>);                                        \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf2d").Device(DEVICE_GPU).TypeConstraint<T>("T"),       \
-      KafOp<GpuDevice, T, true>);                                             \
-  REGISTER_KERNEL_BUILDER(                                                 \
-      Name("Tfkaf>Kaf2dGrad").Device(DEVICE_GPU).TypeConstraint<T>("T"),   \
-      KafGradOp<GpuDevice, T, true>);
+#define TFKAF_REGISTER_KAF(DEVICE, FUNCTOR_DEVICE, T)                 \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>Kaf")                          \
+                              .Device(tensorflow::DEVICE)            \
+                              .TypeConstraint<T>("T"),               \
+                          KafOp<FUNCTOR_DEVICE, T, false>);          \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>KafGrad")                      \
+                              .Device(tensorflow::DEVICE)            \
+                              .TypeConstraint<T>("T"),               \
+                          KafGradOp<FUNCTOR_DEVICE, T, false>);      \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>Kaf2d")                        \
+                              .Device(tensorflow::DEVICE)            \
+                              .TypeConstraint<T>("T"),               \
+                          KafOp<FUNCTOR_DEVICE, T, true>);           \
+  REGISTER_KERNEL_BUILDER(Name("Tfkaf>Kaf2dGrad")                    \
+                              .Device(tensorflow::DEVICE)            \
+                              .TypeConstraint<T>("T"),               \
+                          KafGradOp<FUNCTOR_DEVICE, T, true>);
 
-TFKAF_REGISTER_GPU(float)
-TFKAF_REGISTER_GPU(double)
-TFKAF_REGISTER_GPU(Eigen::half)
-TFKAF_REGISTER_GPU(Eigen::bfloat16)
-#undef TFKAF_REGISTER_GPU
-#endif  // TFKAF_WITH_CUDA
+TFKAF_REGISTER_KERNELS(TFKAF_REGISTER_KAF)
+#undef TFKAF_REGISTER_KAF
 
 }  // namespace
 }  // namespace tfkaf

@@ -140,4 +140,21 @@ absl::Status LaunchBackward(tensorflow::OpKernelContext* context,
 
 }  // namespace tfkaf
 
+// Registers an op's OpKernels for every element type on the CPU and, when
+// built with CUDA, the GPU: REGISTER(DEVICE, FUNCTOR_DEVICE, T) with DEVICE
+// the tensorflow:: device name and FUNCTOR_DEVICE CpuDevice or GpuDevice.
+#define TFKAF_REGISTER_ON(DEVICE, FUNCTOR_DEVICE, REGISTER) \
+  REGISTER(DEVICE, FUNCTOR_DEVICE, float)                   \
+  REGISTER(DEVICE, FUNCTOR_DEVICE, double)                  \
+  REGISTER(DEVICE, FUNCTOR_DEVICE, Eigen::half)             \
+  REGISTER(DEVICE, FUNCTOR_DEVICE, Eigen::bfloat16)
+#ifdef TFKAF_WITH_CUDA
+#define TFKAF_REGISTER_KERNELS(REGISTER)                \
+  TFKAF_REGISTER_ON(DEVICE_CPU, CpuDevice, REGISTER) \
+  TFKAF_REGISTER_ON(DEVICE_GPU, GpuDevice, REGISTER)
+#else
+#define TFKAF_REGISTER_KERNELS(REGISTER) \
+  TFKAF_REGISTER_ON(DEVICE_CPU, CpuDevice, REGISTER)
+#endif
+
 #endif  // TFKAF_CC_KERNELS_OP_UTIL_H_

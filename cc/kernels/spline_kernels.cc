@@ -119,18 +119,7 @@ class LinearSplineGradOp : public SplineOpBase {
                               .TypeConstraint<T>("T"),            \
                           LinearSplineGradOp<FUNCTOR_DEVICE, T>);
 
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, float)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, double)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, Eigen::half)
-TFKAF_REGISTER_SPLINE(DEVICE_CPU, CpuDevice, Eigen::bfloat16)
-
-#ifdef TFKAF_WITH_CUDA
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, float)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, double)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, Eigen::half)
-TFKAF_REGISTER_SPLINE(DEVICE_GPU, GpuDevice, Eigen::bfloat16)
-#endif  // TFKAF_WITH_CUDA
-
+TFKAF_REGISTER_KERNELS(TFKAF_REGISTER_SPLINE)
 #undef TFKAF_REGISTER_SPLINE
 
 }  // namespace
