@@ -71,3 +71,51 @@ def test_within_budget_every_variant_runs():
                           max_memory=4 * GIB, log=lambda *_: None)
   assert all("ms" in r and "skipped" not in r for r in records), records
   assert len(records) == 8
+
+
+def _proc_cpuinfo_model():
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return "unknown"
+
+
+def test_records_name_the_machine_they_ran_on():
+  lines = []
+  records = benchmark.run(["linear_spline"], quick=True, repeats=1,
+                          log=lines.append)
+  machine = records[0]["machine"]
+  assert all(r["machine"] == machine for r in records)
+  assert machine["cpu_model"] == _proc_cpuinfo_model()
+  assert machine["cpu_path"] in ("baseline", "avx2")
+  assert machine["threads"] >= 1
+  assert set(machine["cpu_features"]) <= {"avx2", "fma", "avx512f"}
+  if machine["cpu_path"] == "avx2":
+    assert {"avx2", "fma"} <= set(machine["cpu_features"])
+  assert lines[0].startswith(f"machine: {machine['cpu_model']}; CPU kernel "
+                             f"path {machine['cpu_path']}")
+
+
+@pytest.mark.parametrize("forced", ["baseline", "no-such-path"])
+def test_cpu_path_follows_tfkaf_cpu_path(forced, monkeypatch):
+  """The reported path is the one the kernels run: forced to baseline, or
+  the best supported one for an unknown name (read once per process)."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from tfkaf import _machine  # pylint: disable=g-import-not-at-top
+  from tfkaf import _process  # pylint: disable=g-import-not-at-top
+
+  script = ("import json, tfkaf; from tfkaf import _machine; "
+            "print(json.dumps(_machine.describe()))")
+  monkeypatch.setenv("TFKAF_CPU_PATH", forced)
+  monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+  result = _process.run_python(script)
+  assert result.returncode == 0, result.stderr[-2000:]
+  reported = json.loads(result.stdout.strip().splitlines()[-1])["cpu_path"]
+  best = "avx2" if {"avx2", "fma"} <= set(
+      _machine.describe()["cpu_features"]) else "baseline"
+  assert reported == ("baseline" if forced == "baseline" else best)

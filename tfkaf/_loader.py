@@ -102,19 +102,34 @@ def _op_names(module):
   return sorted(names)
 
 
+def _library():
+  """The plugin opened through ctypes, for its build facts (load_ops first)."""
+  load_ops()
+  return ctypes.CDLL(os.path.join(_package_dir(), PLUGIN_NAME))
+
+
+def cpu_path():
+  """The instruction-set path of the CPU kernels in this process: "baseline"
+  or "avx2" (the best the CPU has, unless TFKAF_CPU_PATH forces another)."""
+  function = _library().tfkaf_cpu_path
+  function.restype = ctypes.c_char_p
+  return function().decode()
+
+
 def build_info():
   """Returns how the plugin was built, as a dict.
 
   Keys: `version` (tfkaf), `tensorflow_built_against`, `tensorflow_runtime`,
   `cuda_compiled` (bool), `cuda_toolkit` (e.g. "13.0", or None),
-  `cuda_archs` (list such as ["sm_80", "sm_90"]), `ops` (registered op names),
-  `plugin` (path of the shared library).
+  `cuda_archs` (list such as ["sm_80", "sm_90"]), `cpu_path` (see
+  `cpu_path`), `ops` (registered op names), `plugin` (path of the shared
+  library).
   """
   from tfkaf import __version__  # pylint: disable=g-import-not-at-top
 
   module = load_ops()
   path = os.path.join(_package_dir(), PLUGIN_NAME)
-  library = ctypes.CDLL(path)
+  library = _library()
   for name in ("tfkaf_tf_version", "tfkaf_cuda_archs"):
     getattr(library, name).restype = ctypes.c_char_p
   toolkit = library.tfkaf_cuda_toolkit_version()
@@ -127,6 +142,7 @@ def build_info():
       "cuda_toolkit": (f"{toolkit // 1000}.{(toolkit % 1000) // 10}"
                        if toolkit else None),
       "cuda_archs": [a for a in archs.split(",") if a],
+      "cpu_path": cpu_path(),
       "ops": _op_names(module),
       "plugin": path,
   }

@@ -2,9 +2,10 @@
 
 Timings are medians over interleaved repetitions in one process (the machine
 is shared and noisy: compare ratios taken in one run, not absolute times).
-Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?}, with
-variant in fused / composite / composite_xla / relu and pass in forward /
-forward_backward (the record schema of `tfkaf bench --json`).
+Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?,
+"machine"}, with variant in fused / composite / composite_xla / relu and pass
+in forward / forward_backward (the record schema of `tfkaf bench --json`);
+"machine" is `tfkaf._machine.describe()`: CPU model, kernel path, threads.
 
 Memory: the composite baselines expand x D-fold (2D-KAF: D*D/2-fold). Before
 running one, its peak is estimated from that expansion; a baseline that would
@@ -22,6 +23,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _machine
 from tfkaf import _memory
 from tfkaf import ops
 from tfkaf import reference
@@ -219,6 +221,11 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
   device = device or "/CPU:0"
   budget = max_memory or _memory.default_budget()
   peak = _PeakRss() if "CPU" in device.upper() else None
+  machine = _machine.describe()
+  log(f"machine: {machine['cpu_model']}; CPU kernel path "
+      f"{machine['cpu_path']} (features: "
+      f"{', '.join(machine['cpu_features']) or 'none of avx2, fma, avx512f'}"
+      f"); {machine['threads']} TensorFlow threads")
   records = []
   for name in op_names:
     case = CASES[name](quick)
@@ -230,7 +237,7 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
       for pass_name in PASSES:
         records += _bench_pass(case, pass_name, x, param, repeats, peak,
                                budget, log)
-  return records
+  return [dict(record, machine=machine) for record in records]
 
 
 def ratios(records):

@@ -189,8 +189,11 @@ def _info(unused_args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tfkaf  # pylint: disable=g-import-not-at-top
 
+  from tfkaf import _machine  # pylint: disable=g-import-not-at-top
+
   info = tfkaf.build_info()
   info["devices"] = [d.name for d in tf.config.list_logical_devices()]
+  info["machine"] = _machine.describe()
   print(json.dumps(info, indent=2))
   return 0
 

@@ -1,5 +1,7 @@
 // Facts about this build, read by tfkaf.build_info() through ctypes.
 
+#include "cc/kernels/cpu_features.h"
+
 #ifndef TFKAF_TF_VERSION
 #define TFKAF_TF_VERSION "unknown"
 #endif
@@ -35,4 +37,10 @@ TFKAF_EXPORT const char* tfkaf_cuda_archs() {
 #else
   return "";
 #endif
+}
+
+// The CPU kernel path this process runs (baseline, avx2; TFKAF_CPU_PATH
+// forces one), so benchmark records name it.
+TFKAF_EXPORT const char* tfkaf_cpu_path() {
+  return tfkaf::CpuPathName(tfkaf::SelectedCpuPath());
 }
