@@ -4,11 +4,9 @@
 // dispatch to the CPU functors (kaf_cpu.cc) or, when built with CUDA, the GPU
 // functors (kaf_kernels.cu.cc).
 
-#include <string>
-
-#include "absl/strings/str_cat.h"
 #include "cc/kernels/common.h"
 #include "cc/kernels/kaf_kernels.h"
+#include "cc/kernels/op_attrs.h"
 #include "cc/kernels/op_util.h"
 #include "cc/rules/kaf_rules.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -24,48 +22,6 @@ using ::tensorflow::OpKernel;
 using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
-
-absl::Status ParseKernel(const std::string& name, KafKernel* kernel) {
-  if (name == "gaussian") {
-    *kernel = KafKernel::kGaussian;
-  } else if (name == "relu") {
-    *kernel = KafKernel::kRelu;
-  } else if (name == "softplus") {
-    *kernel = KafKernel::kSoftplus;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown KAF kernel '", name,
-                     "': expected one of 'gaussian', 'relu', 'softplus'"));
-  }
-  return absl::OkStatus();
-}
-
-// Reads the attributes shared by all four ops and checks them at once.
-absl::Status ReadAttrs(OpKernelConstruction* context, bool two_d,
-                       KafAttrs* attrs, KafKernel* kernel) {
-  TF_RETURN_IF_ERROR(context->GetAttr("boundary", &attrs->boundary));
-  TF_RETURN_IF_ERROR(context->GetAttr("gamma", &attrs->gamma));
-  TF_RETURN_IF_ERROR(context->GetAttr("axis", &attrs->axis));
-  attrs->two_d = two_d;
-  TF_RETURN_IF_ERROR(StatusOf(CheckKafAttrs(*attrs)));
-  *kernel = KafKernel::kGaussian;
-  if (two_d) return absl::OkStatus();
-  std::string name;
-  TF_RETURN_IF_ERROR(context->GetAttr("kernel", &name));
-  return ParseKernel(name, kernel);
-}
-
-// The functors' configuration from the rule's facts (the real shapes).
-KafConfig ConfigOf(const KafAttrs& attrs, KafKernel kernel,
-                   const KafFacts& facts) {
-  KafConfig config;
-  config.layout = facts.layout;
-  config.num_centres = facts.num_centres;
-  config.boundary = attrs.boundary;
-  config.gamma = facts.gamma;
-  config.kernel = kernel;
-  return config;
-}
 
 // The functors of Kaf (kTwoD false) or Kaf2d (kTwoD true).
 template <bool kTwoD>
@@ -92,7 +48,7 @@ template <typename Device, typename T, bool kTwoD>
 class KafOp : public OpKernel {
  public:
   explicit KafOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, kTwoD, &attrs_, &kernel_));
+    OP_REQUIRES_OK(context, ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -108,7 +64,7 @@ class KafOp : public OpKernel {
     OP_REQUIRES_OK(context,
                    (LaunchForward<KafFunctors<kTwoD>::template Forward,
                                   Device, T>(
-                       context, ConfigOf(attrs_, kernel_, facts), x, alpha,
+                       context, KafConfigOf(attrs_, kernel_, facts), x, alpha,
                        y)));
   }
 
@@ -122,7 +78,7 @@ template <typename Device, typename T, bool kTwoD>
 class KafGradOp : public OpKernel {
  public:
   explicit KafGradOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, kTwoD, &attrs_, &kernel_));
+    OP_REQUIRES_OK(context, ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -133,7 +89,7 @@ class KafGradOp : public OpKernel {
     OP_REQUIRES_OK(context, StatusOf(CheckKafGrad(
                                 attrs_, DimsOf(dy.shape()), DimsOf(x.shape()),
                                 DimsOf(alpha.shape()), &facts)));
-    const KafConfig config = ConfigOf(attrs_, kernel_, facts);
+    const KafConfig config = KafConfigOf(attrs_, kernel_, facts);
     Tensor* dx = nullptr;
     Tensor* dalpha = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));

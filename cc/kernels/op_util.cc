@@ -3,7 +3,6 @@
 #include <functional>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/platform/threadpool.h"
@@ -78,8 +77,8 @@ GpuDevice GpuDeviceOf(tensorflow::OpKernelContext* context) {
 absl::Status LaunchStatus(tensorflow::OpKernelContext* context,
                           const char* error) {
   if (error == nullptr) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(
-      context->op_kernel().type_string(), " kernel launch failed: ", error));
+  return absl::InternalError(
+      LaunchFailure(context->op_kernel().type_string(), error));
 }
 
 }  // namespace tfkaf

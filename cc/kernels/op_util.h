@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cc/kernels/common.h"
+#include "cc/kernels/storage.h"
 #include "cc/rules/verdict.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -47,41 +48,6 @@ inline GpuDevice DeviceOf<GpuDevice>(tensorflow::OpKernelContext* context) {
 // "<op type> kernel launch failed: <error>".
 absl::Status LaunchStatus(tensorflow::OpKernelContext* context,
                           const char* error);
-
-// Maps a TensorFlow element type to the type the CUDA functors are
-// instantiated for (same bits; see common.h).
-template <typename T>
-struct GpuStorage {
-  using type = T;
-};
-template <>
-struct GpuStorage<Eigen::half> {
-  using type = HalfBits;
-};
-template <>
-struct GpuStorage<Eigen::bfloat16> {
-  using type = BFloat16Bits;
-};
-
-// The element type a Device's functors take for T: T itself on the CPU, the
-// same bits as GpuStorage on the GPU; StoragePointer reinterprets.
-template <typename Device, typename T>
-struct StorageOf {
-  using type = T;
-};
-template <typename T>
-struct StorageOf<GpuDevice, T> {
-  using type = typename GpuStorage<T>::type;
-};
-
-template <typename Device, typename T>
-typename StorageOf<Device, T>::type* StoragePointer(T* pointer) {
-  return reinterpret_cast<typename StorageOf<Device, T>::type*>(pointer);
-}
-template <typename Device, typename T>
-const typename StorageOf<Device, T>::type* StoragePointer(const T* pointer) {
-  return reinterpret_cast<const typename StorageOf<Device, T>::type*>(pointer);
-}
 
 // A tensor's elements as the storage type of Device's functors.
 template <typename Device, typename T>

@@ -11,6 +11,7 @@
 
 #include "cc/kernels/spline_kernels.h"
 
+#include "cc/kernels/op_attrs.h"
 #include "cc/kernels/op_util.h"
 #include "cc/rules/spline_rules.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -27,24 +28,10 @@ using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 
-// The functors' parameters from the rule's facts (the real shapes).
-SplineParams ParamsOf(const SplineAttrs& attrs, const SplineFacts& facts) {
-  SplineParams params;
-  params.layout = facts.layout;
-  params.knots = facts.knots;
-  params.x_min = static_cast<double>(attrs.x_min);
-  params.scale =
-      static_cast<double>(facts.knots - 1) /
-      (static_cast<double>(attrs.x_max) - static_cast<double>(attrs.x_min));
-  return params;
-}
-
 class SplineOpBase : public OpKernel {
  public:
   explicit SplineOpBase(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, context->GetAttr("x_min", &attrs_.x_min));
-    OP_REQUIRES_OK(context, context->GetAttr("x_max", &attrs_.x_max));
-    OP_REQUIRES_OK(context, context->GetAttr("axis", &attrs_.axis));
+    OP_REQUIRES_OK(context, ReadSplineAttrs(context, &attrs_));
   }
 
  protected:
@@ -64,7 +51,7 @@ class LinearSplineOp : public SplineOpBase {
     OP_REQUIRES_OK(context,
                    StatusOf(CheckSpline(attrs_, DimsOf(x.shape()),
                                         DimsOf(coefficients.shape()), &facts)));
-    const SplineParams params = ParamsOf(attrs_, facts);
+    const SplineParams params = SplineParamsOf(attrs_, facts);
     // y may take x's buffer when nothing else holds it: every element is
     // read before it is written, by the same thread.
     Tensor* y = nullptr;
@@ -90,7 +77,7 @@ class LinearSplineGradOp : public SplineOpBase {
     OP_REQUIRES_OK(context, StatusOf(CheckSplineGrad(
                                 attrs_, DimsOf(dy.shape()), DimsOf(x.shape()),
                                 DimsOf(coefficients.shape()), &facts)));
-    SplineParams params = ParamsOf(attrs_, facts);
+    SplineParams params = SplineParamsOf(attrs_, facts);
     params.deterministic = tensorflow::OpDeterminismRequired();
     // dx may take dy's (or x's) buffer, as ReluGrad does: each element of dy
     // and x is read before dx is written there, by the same thread (on the

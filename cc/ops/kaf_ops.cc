@@ -4,6 +4,7 @@
 // on what is known at graph construction; the kernels run them again on the
 // real shapes.
 
+#include "cc/kernels/op_attrs.h"
 #include "cc/kernels/op_util.h"
 #include "cc/rules/kaf_rules.h"
 #include "tensorflow/core/framework/op.h"
@@ -14,14 +15,6 @@ namespace {
 
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-absl::Status ReadKafAttrs(InferenceContext* c, bool two_d, KafAttrs* attrs) {
-  TF_RETURN_IF_ERROR(c->GetAttr("boundary", &attrs->boundary));
-  TF_RETURN_IF_ERROR(c->GetAttr("gamma", &attrs->gamma));
-  TF_RETURN_IF_ERROR(c->GetAttr("axis", &attrs->axis));
-  attrs->two_d = two_d;
-  return absl::OkStatus();
-}
 
 // Kaf and Kaf2d: inputs (x, alpha).
 template <bool kTwoD>

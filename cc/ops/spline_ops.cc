@@ -5,6 +5,7 @@
 // The shape functions run the rules of cc/rules/spline_rules.h on what is
 // known at graph construction; the kernels run them again on the real shapes.
 
+#include "cc/kernels/op_attrs.h"
 #include "cc/kernels/op_util.h"
 #include "cc/rules/spline_rules.h"
 #include "tensorflow/core/framework/op.h"
@@ -15,12 +16,6 @@ namespace {
 
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
-
-absl::Status ReadSplineAttrs(InferenceContext* c, SplineAttrs* attrs) {
-  TF_RETURN_IF_ERROR(c->GetAttr("x_min", &attrs->x_min));
-  TF_RETURN_IF_ERROR(c->GetAttr("x_max", &attrs->x_max));
-  return c->GetAttr("axis", &attrs->axis);
-}
 
 absl::Status LinearSplineShape(InferenceContext* c) {
   SplineAttrs attrs;

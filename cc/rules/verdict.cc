@@ -111,4 +111,8 @@ Verdict CheckSplineGrid(float x_min, float x_max) {
   return Verdict::Ok();
 }
 
+std::string LaunchFailure(const std::string& op_type, const char* error) {
+  return absl::StrCat(op_type, " kernel launch failed: ", error);
+}
+
 }  // namespace tfkaf

@@ -84,6 +84,11 @@ Verdict CheckKafScale(const char* name, float value);
 // The linear-spline grid rule: finite x_min < x_max.
 Verdict CheckSplineGrid(float x_min, float x_max);
 
+// The message of a functor's error (a CUDA error string) from the OpKernel
+// or the XLA custom call of op `op_type`:
+// "<op type> kernel launch failed: <error>".
+std::string LaunchFailure(const std::string& op_type, const char* error);
+
 }  // namespace tfkaf
 
 #endif  // TFKAF_CC_RULES_VERDICT_H_

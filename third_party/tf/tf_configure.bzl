@@ -20,10 +20,16 @@ def _tf_configure_impl(repository_ctx):
     lib_name = _required_env(repository_ctx, _LIB_NAME)
     repository_ctx.symlink(header_dir, "include")
     repository_ctx.symlink(lib_dir + "/" + lib_name, lib_name)
+    # libtensorflow_cc.so.N sits beside libtensorflow_framework.so.N.
+    cc_name = lib_name.replace("libtensorflow_framework", "libtensorflow_cc")
+    repository_ctx.symlink(lib_dir + "/" + cc_name, cc_name)
     repository_ctx.template(
         "BUILD",
         Label("//third_party/tf:BUILD.tpl"),
-        {"%{TF_SHARED_LIBRARY_NAME}": lib_name},
+        {
+            "%{TF_SHARED_LIBRARY_NAME}": lib_name,
+            "%{TF_CC_LIBRARY_NAME}": cc_name,
+        },
     )
 
 tf_configure = repository_rule(
