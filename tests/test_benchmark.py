@@ -53,9 +53,9 @@ def test_over_budget_baselines_are_skipped_fused_and_relu_always_run():
   records = benchmark.run(["kaf"], quick=True, repeats=1, max_memory=1 << 20,
                           log=lambda *_: None)
   by_variant = {(r["variant"], r["pass"]): r for r in records}
-  assert len(by_variant) == 8
+  assert len(by_variant) == 10
   for pass_name in benchmark.PASSES:
-    for variant in ("fused", "relu"):
+    for variant in ("fused", "fused_xla", "relu"):
       assert by_variant[(variant, pass_name)]["ms"] > 0
     for variant in ("composite", "composite_xla"):
       record = by_variant[(variant, pass_name)]
@@ -70,7 +70,7 @@ def test_within_budget_every_variant_runs():
   records = benchmark.run(["linear_spline"], quick=True, repeats=1,
                           max_memory=4 * GIB, log=lambda *_: None)
   assert all("ms" in r and "skipped" not in r for r in records), records
-  assert len(records) == 8
+  assert len(records) == 10
 
 
 def _proc_cpuinfo_model():

@@ -144,14 +144,14 @@ def test_bench_quick_writes_records(tmp_path):
   for record in records:
     assert {"op", "variant", "pass", "shape", "ms"} <= set(record), record
     assert record["op"] in ("kaf", "kaf2d", "linear_spline")
-    assert record["variant"] in ("fused", "composite", "composite_xla",
-                                 "relu")
+    assert record["variant"] in ("fused", "fused_xla", "composite",
+                                 "composite_xla", "relu")
     assert record["pass"] in ("forward", "forward_backward")
     assert record["ms"] > 0
     if "peak_mb" in record:
       assert record["peak_mb"] > 0
     seen.add((record["op"], record["variant"], record["pass"]))
-  assert len(seen) == 3 * 4 * 2
+  assert len(seen) == 3 * 5 * 2
   assert "x relu" in result.stdout or "relu" in result.stdout
 
 

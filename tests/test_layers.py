@@ -727,12 +727,14 @@ def test_tf_function_with_varying_batch_and_gradients(rng):
       np.testing.assert_allclose(g.numpy(), ge.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_layers_opt_out_of_automatic_jit():
+def test_layers_support_automatic_jit():
+  # The fused ops compile inside XLA (custom calls), so Keras may turn
+  # jit_compile on for models with tfkaf layers.
   from keras.src.trainers.trainer import model_supports_jit  # pylint: disable=g-import-not-at-top
   model = dense_model()
-  assert not model_supports_jit(model)
+  assert model_supports_jit(model)
   for cls in (layers.KAF, layers.KAF2D, layers.DeepBSpline):
-    assert cls().supports_jit is False
+    assert cls().supports_jit is True
   plain = keras.Sequential([keras.Input((3,)), layers.LGReLU(),
                             layers.Maxout(), layers.Activation("tanh")])
   assert model_supports_jit(plain)
@@ -754,15 +756,7 @@ def test_jit_compile_gives_the_same_numbers(rng):
                              atol=1e-5)
   for a, b in zip(g_xla, g_graph):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
-  # Through Keras: the fused layers opt out of XLA (supports_jit=False), so
-  # compile(jit_compile=True) falls back to no XLA with a warning...
-  with pytest.warns(UserWarning, match="jit_compile"):
-    model.compile(keras.optimizers.SGD(1e-2), "mse", jit_compile=True)
-  assert not model.jit_compile
-  # ...unless the user opts the layers in: then XLA compiles the composite
-  # forms, with the same numbers.
-  for layer in model.layers:
-    layer.supports_jit = True
+  # Through Keras: jit_compile stays on.
   model.compile(keras.optimizers.SGD(1e-2), "mse", jit_compile=True)
   assert model.jit_compile
   np.testing.assert_allclose(model.predict(x, verbose=0), y_graph.numpy(),

@@ -2,8 +2,9 @@
 
 `kaf` / `kaf2d` call the fused C++/CUDA ops `Tfkaf>Kaf` / `Tfkaf>Kaf2d`
 (docs/design.md, sections 1 and 2), which never build the [..., C, D] expansion that
-the original kafnets code uses. Inside functions compiled by XLA (which has
-no kernel for custom ops) they fall back to `kaf_composite` /
+the original kafnets code uses. Inside functions compiled by XLA they lower
+to XLA custom calls that run the same fused kernels (`tfkaf/_xla.py`); only
+where that route is unavailable do they fall back to `kaf_composite` /
 `kaf2d_composite`, the pure-TF reference forms that expand the input against
 the dictionary exactly like the original code; those forms also serve as
 test oracle and benchmark baseline (`tfkaf.reference`). Inside
@@ -144,7 +145,7 @@ def kaf(x, alpha, boundary=3.0, kernel="gaussian", gamma=None, axis=-1,
       return kaf_portable(x, alpha, boundary=boundary, kernel=kernel,
                           gamma=gamma, axis=axis)
     x, alpha = _op_wrappers.coerce_inputs(x, alpha, "alpha", "KAF")
-    if _xla.in_xla_context():
+    if _xla.use_composite():
       return kaf_composite(x, alpha, boundary=boundary, kernel=kernel,
                            gamma=gamma, axis=axis)
     return _ops().tfkaf_kaf(x, alpha, boundary=float(boundary),
@@ -177,7 +178,7 @@ def kaf2d(x, alpha, boundary=3.0, gamma=None, axis=-1, name=None):
       return kaf2d_portable(x, alpha, boundary=boundary, gamma=gamma,
                             axis=axis)
     x, alpha = _op_wrappers.coerce_inputs(x, alpha, "alpha", "KAF")
-    if _xla.in_xla_context():
+    if _xla.use_composite():
       return kaf2d_composite(x, alpha, boundary=boundary, gamma=gamma,
                              axis=axis)
     return _ops().tfkaf_kaf2d(x, alpha, boundary=float(boundary),

@@ -24,7 +24,8 @@ dL/dx is g times the end slope, and the two coefficients of that end segment
 receive +-Inf gradients (NaN where g is 0). Huge finite values extrapolate
 (and may overflow to +-Inf). The composite form behaves alike except that
 TensorFlow's autodiff gives a NaN x the finite dL/dx = g times the first
-slope; under XLA (which uses the composite form) that is what you get.
+slope; under XLA that is what you get only where the composite fallback
+runs (`tfkaf._xla`): XLA's custom call runs the fused kernel.
 
 `x_min` and `x_max` are float32 attributes of the op: both forms round them
 to float32 first, so float64 inputs see the same grid in both. float16 and
@@ -40,7 +41,7 @@ import tensorflow as tf
 from tfkaf import _loader
 from tfkaf import _op_wrappers
 from tfkaf import _portable
-from tfkaf._xla import in_xla_context
+from tfkaf._xla import use_composite
 
 __all__ = ["linear_spline", "linear_spline_composite",
            "linear_spline_portable"]
@@ -94,8 +95,9 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
 
   Returns:
     A tensor of x's shape and dtype. Differentiable in x and coefficients
-    (to any order). Inside an XLA-compiled function (jit_compile=True), where
-    custom ops have no kernel, the composite form is used instead; inside
+    (to any order). Inside an XLA-compiled function (jit_compile=True) the
+    op lowers to a custom call into the same fused kernel (the composite
+    form only where that is unavailable, see `tfkaf._xla`); inside
     `tfkaf.portable()`, the portable form.
 
   Raises:
@@ -109,7 +111,7 @@ def linear_spline(x, coefficients, x_min, x_max, axis=-1, name=None):
     if _portable.is_active():
       return linear_spline_portable(x, coefficients, lo, hi, axis=axis)
     x, coefficients = _inputs(x, coefficients)
-    if in_xla_context():
+    if use_composite():
       return linear_spline_composite(x, coefficients, lo, hi, axis=axis)
     return _loader.load_ops().tfkaf_linear_spline(
         x, coefficients, x_min=lo, x_max=hi, axis=axis)
@@ -233,7 +235,7 @@ def _composite_vjp(dy, x, coefficients, x_min, x_max, axis):
 
 
 def _fused_vjp(dy, x, coefficients, x_min, x_max, axis):
-  if in_xla_context():
+  if use_composite():
     return _composite_vjp(dy, x, coefficients, x_min, x_max, axis)
   dx, dcoefficients = _loader.load_ops().tfkaf_linear_spline_grad(
       dy, x, coefficients, x_min=x_min, x_max=x_max, axis=axis)
@@ -289,7 +291,7 @@ def _linear_spline_grad_grad(op, ddx, ddc):
     ddc = tf.zeros_like(coefficients)
   slope_c, _ = _fused_vjp(ddx, x, coefficients, x_min, x_max, axis)
   values_ddc = (linear_spline_composite(x, ddc, x_min, x_max, axis=axis)
-                if in_xla_context() else _loader.load_ops().tfkaf_linear_spline(
+                if use_composite() else _loader.load_ops().tfkaf_linear_spline(
                     x, ddc, x_min=x_min, x_max=x_max, axis=axis))
   d_dy = slope_c + values_ddc
   d_x, _ = _fused_vjp(dy, x, ddc, x_min, x_max, axis)

@@ -3,7 +3,8 @@
 Timings are medians over interleaved repetitions in one process (the machine
 is shared and noisy: compare ratios taken in one run, not absolute times).
 Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?,
-"machine"}, with variant in fused / composite / composite_xla / relu and pass
+"machine"}, with variant in fused / fused_xla / composite / composite_xla /
+relu (the `_xla` variants inside `tf.function(jit_compile=True)`) and pass
 in forward / forward_backward (the record schema of `tfkaf bench --json`);
 "machine" is `tfkaf._machine.describe()`: CPU model, kernel path, threads.
 
@@ -25,12 +26,13 @@ import tensorflow as tf
 
 from tfkaf import _machine
 from tfkaf import _memory
+from tfkaf import _xla
 from tfkaf import ops
 from tfkaf import reference
 
 __all__ = ["BenchCase", "CASES", "ratio_table", "ratios", "run"]
 
-VARIANTS = ("fused", "composite", "composite_xla", "relu")
+VARIANTS = ("fused", "fused_xla", "composite", "composite_xla", "relu")
 PASSES = ("forward", "forward_backward")
 
 
@@ -155,6 +157,9 @@ def _runnable(case, pass_name, budget):
   reasons = {}
   for variant in VARIANTS:
     reasons[variant] = None
+    if variant == "fused_xla" and not _xla.fused_available():
+      reasons[variant] = ("the fused op does not run inside XLA here "
+                          "(tfkaf._xla)")
     if variant.startswith("composite"):
       need = case.composite_bytes(pass_name)
       if need > budget:
@@ -178,11 +183,12 @@ def _time_interleaved(fns, x, param, repeats):
 
 
 def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log):
-  applies = {"fused": case.fused, "composite": case.composite,
-             "composite_xla": case.composite, "relu": _relu}
+  applies = {"fused": case.fused, "fused_xla": case.fused,
+             "composite": case.composite, "composite_xla": case.composite,
+             "relu": _relu}
   skipped = _runnable(case, pass_name, budget)
   fns = {variant: _make_fn(applies[variant], pass_name,
-                           variant == "composite_xla")
+                           variant.endswith("_xla"))
          for variant in VARIANTS if skipped[variant] is None}
   ms = _time_interleaved(fns, x, param, repeats)
   records = []

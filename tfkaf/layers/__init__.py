@@ -10,7 +10,7 @@
 
 All are registered for Keras serialization under the package "tfkaf", keep
 float32 variables under mixed precision, and work in `tf.function`, XLA
-(`jit_compile=True`, through the composite op forms), `.keras` files and
+(`jit_compile=True`: the fused ops run as XLA custom calls), `.keras` files and
 SavedModel export. Training the activation parameters with their own
 optimizer: see `tfkaf.optimizers`; Lipschitz bounds: `tfkaf.lipschitz`.
 """

@@ -7,12 +7,14 @@ to its activation optimizer) and declares `lipschitz_constant()`, which
 what KAF, KAF2D, DeepBSpline, LGReLU and Maxout share: the channel axis and
 count, the InputSpec that pins them, float32 weights (also under a mixed
 precision policy) and the config of each weight's initializer, regularizer
-and constraint.
+and constraint, and `supports_jit` for the layers that run a fused op
+(`tfkaf._xla.fused_available()`: whether the op compiles inside XLA here).
 """
 
 import keras
 import tensorflow as tf
 
+from tfkaf import _xla
 from tfkaf.layers import _common
 
 __all__ = ["ActivationWeights", "PerChannelActivation"]
@@ -48,10 +50,15 @@ class PerChannelActivation(ActivationWeights, keras.layers.Layer):
     **kwargs: base Layer arguments.
   """
 
+  # True for the layers that call a tfkaf op (KAF, KAF2D, DeepBSpline).
+  uses_fused_op = False
+
   def __init__(self, axis=-1, **kwargs):
     super().__init__(**kwargs)
     self.axis = _common.check_axis(axis)
     self.supports_masking = True
+    if self.uses_fused_op:
+      self.supports_jit = _xla.fused_available()
     self._weight_names = []
 
   def _weight_options(self, weight, initializer, regularizer, constraint):

@@ -79,8 +79,10 @@ def _channel_bounds(alpha, kernel, gamma):
 
 
 class _KernelActivation(_base.PerChannelActivation):
-  """What KAF and KAF2D share: the dictionary (D, boundary, gamma), the
-  weight `alpha` and the opt-out of automatic XLA (see `KAF`)."""
+  """What KAF and KAF2D share: the dictionary (D, boundary, gamma) and the
+  weight `alpha`."""
+
+  uses_fused_op = True
 
   def __init__(self, D, boundary, gamma, axis, alpha_initializer,
                alpha_regularizer, alpha_constraint, **kwargs):
@@ -94,7 +96,6 @@ class _KernelActivation(_base.PerChannelActivation):
       _kaf_ops.check_scale("`gamma`", self.gamma)
     self._weight_options("alpha", alpha_initializer, alpha_regularizer,
                          alpha_constraint)
-    self.supports_jit = False
 
   def _lipschitz(self, kernel, default_gamma):
     gamma = self.gamma
@@ -154,14 +155,14 @@ class KAF(_KernelActivation):
   Input: any rank >= 1 with the channel axis defined. Output: same shape.
   Variables: `alpha` [C, D], float32 even under a mixed precision policy.
 
-  XLA: the layer sets `supports_jit = False`, so that Keras' automatic
-  `jit_compile` (on by default on GPU) leaves the model uncompiled and the
-  fused kernel runs (XLA has no kernel for custom ops and would need the
-  D-times larger composite form). Keras then also turns an explicit
-  `compile(jit_compile=True)` off, with a warning; set `layer.supports_jit =
-  True` to compile anyway. Inside any XLA-compiled function
-  (`tf.function(jit_compile=True)` too) the op switches to the composite
-  form, with the same numbers.
+  XLA: the layer supports `jit_compile` (`supports_jit` is True): inside an
+  XLA-compiled model or `tf.function(jit_compile=True)` the op lowers to an
+  XLA custom call that runs the same fused kernel, and XLA fuses the rest of
+  the model around it. Where that route is unavailable (`tfkaf._xla`: a
+  plugin without XLA kernels, a GPU with a plugin built without CUDA, or
+  TFKAF_XLA_FALLBACK=1) `supports_jit` is False, so Keras keeps such a model
+  out of XLA, and inside an explicitly compiled function the op uses its
+  composite form, with the same numbers.
 
   Export: inside `tfkaf.portable()` (which `tfkaf.export` enters) the layer
   traces to standard TF ops, so that the SavedModel, LiteRT or ONNX file
@@ -257,8 +258,7 @@ class KAF2D(_KernelActivation):
     **kwargs: base Layer arguments.
 
   Raises ValueError at build time when the channel count is odd.
-  Variables: `alpha` [H, D*D], float32. XLA and export: as `KAF`
-  (`supports_jit` is False by default).
+  Variables: `alpha` [H, D*D], float32. XLA and export: as `KAF`.
   """
 
   def __init__(self, D=10, boundary=3.0, axis=-1, gamma=None,

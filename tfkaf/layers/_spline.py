@@ -107,11 +107,11 @@ class DeepBSpline(_base.PerChannelActivation):
 
   Variables: `coefficients` [C, K] (and `b1`, `b0` [C]), float32.
 
-  XLA: as `KAF`, the layer sets `supports_jit = False` so that Keras' automatic
-  jit_compile keeps the fused op (set it to True to allow XLA, which then
-  uses the composite form with the same numbers). Export: as `KAF`
-  (`tfkaf.portable()`).
+  XLA: as `KAF` (the fused op runs inside XLA as a custom call). Export: as
+  `KAF` (`tfkaf.portable()`).
   """
+
+  uses_fused_op = True
 
   def __init__(self, size=51, range=4.0, init="leaky_relu", axis=-1,  # pylint: disable=redefined-builtin
                explicit_linear=False, slope_min=None, slope_max=None,
@@ -143,7 +143,6 @@ class DeepBSpline(_base.PerChannelActivation):
     self._weight_options("coefficients", coefficients_initializer,
                          coefficients_regularizer, coefficients_constraint)
     self._resolve_init(init)
-    self.supports_jit = False
 
   def _resolve_init(self, init):
     """Sets `init` (and the initializer of a custom init function)."""
