@@ -104,6 +104,43 @@ Dims InputDims(XlaOpKernelContext* ctx, int i) {
   return DimsOf(ctx->InputShape(i));
 }
 
+// A forward call (x, param) -> y, y of the given dims.
+absl::Status EmitForward(XlaOpKernelContext* ctx, const char* target,
+                         const std::string& attributes, const Dims& y) {
+  TF_ASSIGN_OR_RETURN(xla::Shape shape, ArrayShape(ctx->input_type(0), y));
+  return EmitCall(ctx, target, attributes, {shape}, 1);
+}
+
+// A gradient call (dy, x, param) -> (dx, dparam), plus Backward's scratch.
+template <template <typename, typename> class Backward, typename Device,
+          typename Config>
+absl::Status EmitBackward(XlaOpKernelContext* ctx, const char* target,
+                          const std::string& attributes,
+                          const Config& config) {
+  const DataType dtype = ctx->input_type(1);
+  TF_ASSIGN_OR_RETURN(xla::Shape dx, ArrayShape(dtype, InputDims(ctx, 1)));
+  TF_ASSIGN_OR_RETURN(xla::Shape dparam,
+                      ArrayShape(dtype, InputDims(ctx, 2)));
+  TF_ASSIGN_OR_RETURN(xla::Shape scratch,
+                      (ScratchShape<Backward, Device>(dtype, config)));
+  return EmitCall(ctx, target, attributes, {dx, dparam, scratch}, 2);
+}
+
+// What every KAF XLA kernel holds: the attributes, checked once.
+template <bool kTwoD>
+class KafXlaOpBase : public XlaOpKernel {
+ public:
+  explicit KafXlaOpBase(OpKernelConstruction* context)
+      : XlaOpKernel(context) {
+    OP_REQUIRES_OK(context,
+                   ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
+  }
+
+ protected:
+  KafAttrs attrs_;
+  KafKernel kernel_ = KafKernel::kGaussian;
+};
+
 template <bool kTwoD>
 struct KafCall {
   static constexpr const char* kForward = xla_call::kKaf;
@@ -121,96 +158,74 @@ struct KafCall<true> {
 
 // Kaf and Kaf2d: (x, alpha) -> y.
 template <typename Device, bool kTwoD>
-class KafXlaOp : public XlaOpKernel {
+class KafXlaOp : public KafXlaOpBase<kTwoD> {
  public:
-  explicit KafXlaOp(OpKernelConstruction* context) : XlaOpKernel(context) {
-    OP_REQUIRES_OK(context,
-                   ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
-  }
+  using KafXlaOpBase<kTwoD>::KafXlaOpBase;
 
   void Compile(XlaOpKernelContext* ctx) override {
     KafFacts facts;
-    OP_REQUIRES_OK(ctx, StatusOf(CheckKaf(attrs_, InputDims(ctx, 0),
+    OP_REQUIRES_OK(ctx, StatusOf(CheckKaf(this->attrs_, InputDims(ctx, 0),
                                           InputDims(ctx, 1), &facts)));
-    auto y = ArrayShape(ctx->input_type(0), facts.y);
-    OP_REQUIRES_OK(ctx, y.status());
-    const KafConfig config = KafConfigOf(attrs_, kernel_, facts);
-    OP_REQUIRES_OK(ctx, EmitCall(ctx, KafCall<kTwoD>::kForward,
-                                 xla_call::KafAttributes(config), {*y}, 1));
+    const KafConfig config = KafConfigOf(this->attrs_, this->kernel_, facts);
+    OP_REQUIRES_OK(ctx, EmitForward(ctx, KafCall<kTwoD>::kForward,
+                                    xla_call::KafAttributes(config),
+                                    facts.y));
   }
-
- private:
-  KafAttrs attrs_;
-  KafKernel kernel_ = KafKernel::kGaussian;
 };
 
 // KafGrad and Kaf2dGrad: (dy, x, alpha) -> (dx, dalpha).
 template <typename Device, bool kTwoD>
-class KafGradXlaOp : public XlaOpKernel {
+class KafGradXlaOp : public KafXlaOpBase<kTwoD> {
  public:
-  explicit KafGradXlaOp(OpKernelConstruction* context)
-      : XlaOpKernel(context) {
-    OP_REQUIRES_OK(context,
-                   ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
-  }
+  using KafXlaOpBase<kTwoD>::KafXlaOpBase;
 
   void Compile(XlaOpKernelContext* ctx) override {
     KafFacts facts;
-    OP_REQUIRES_OK(ctx, StatusOf(CheckKafGrad(attrs_, InputDims(ctx, 0),
-                                              InputDims(ctx, 1),
-                                              InputDims(ctx, 2), &facts)));
-    const KafConfig config = KafConfigOf(attrs_, kernel_, facts);
-    const DataType dtype = ctx->input_type(1);
-    auto dx = ArrayShape(dtype, InputDims(ctx, 1));
-    auto dalpha = ArrayShape(dtype, InputDims(ctx, 2));
-    auto scratch =
-        ScratchShape<KafCall<kTwoD>::template Backward, Device>(dtype, config);
-    for (const auto* shape : {&dx, &dalpha, &scratch}) {
-      OP_REQUIRES_OK(ctx, shape->status());
-    }
-    OP_REQUIRES_OK(ctx, EmitCall(ctx, KafCall<kTwoD>::kBackward,
-                                 xla_call::KafAttributes(config),
-                                 {*dx, *dalpha, *scratch}, 2));
+    OP_REQUIRES_OK(ctx, StatusOf(CheckKafGrad(
+                            this->attrs_, InputDims(ctx, 0),
+                            InputDims(ctx, 1), InputDims(ctx, 2), &facts)));
+    const KafConfig config = KafConfigOf(this->attrs_, this->kernel_, facts);
+    OP_REQUIRES_OK(ctx,
+                   (EmitBackward<KafCall<kTwoD>::template Backward, Device>(
+                       ctx, KafCall<kTwoD>::kBackward,
+                       xla_call::KafAttributes(config), config)));
+  }
+};
+
+// What both spline XLA kernels hold: the attributes.
+class SplineXlaOpBase : public XlaOpKernel {
+ public:
+  explicit SplineXlaOpBase(OpKernelConstruction* context)
+      : XlaOpKernel(context) {
+    OP_REQUIRES_OK(context, ReadSplineAttrs(context, &attrs_));
   }
 
- private:
-  KafAttrs attrs_;
-  KafKernel kernel_ = KafKernel::kGaussian;
+ protected:
+  SplineAttrs attrs_;
 };
 
 // LinearSpline: (x, coefficients) -> y.
 template <typename Device>
-class LinearSplineXlaOp : public XlaOpKernel {
+class LinearSplineXlaOp : public SplineXlaOpBase {
  public:
-  explicit LinearSplineXlaOp(OpKernelConstruction* context)
-      : XlaOpKernel(context) {
-    OP_REQUIRES_OK(context, ReadSplineAttrs(context, &attrs_));
-  }
+  using SplineXlaOpBase::SplineXlaOpBase;
 
   void Compile(XlaOpKernelContext* ctx) override {
     SplineFacts facts;
     OP_REQUIRES_OK(ctx, StatusOf(CheckSpline(attrs_, InputDims(ctx, 0),
                                              InputDims(ctx, 1), &facts)));
-    auto y = ArrayShape(ctx->input_type(0), InputDims(ctx, 0));
-    OP_REQUIRES_OK(ctx, y.status());
-    OP_REQUIRES_OK(ctx, EmitCall(ctx, xla_call::kLinearSpline,
-                                 xla_call::SplineAttributes(
-                                     SplineParamsOf(attrs_, facts)),
-                                 {*y}, 1));
+    OP_REQUIRES_OK(ctx, EmitForward(ctx, xla_call::kLinearSpline,
+                                    xla_call::SplineAttributes(
+                                        SplineParamsOf(attrs_, facts)),
+                                    InputDims(ctx, 0)));
   }
-
- private:
-  SplineAttrs attrs_;
 };
 
 // LinearSplineGrad: (dy, x, coefficients) -> (dx, dcoefficients).
 template <typename Device>
-class LinearSplineGradXlaOp : public XlaOpKernel {
+class LinearSplineGradXlaOp : public SplineXlaOpBase {
  public:
-  explicit LinearSplineGradXlaOp(OpKernelConstruction* context)
-      : XlaOpKernel(context) {
-    OP_REQUIRES_OK(context, ReadSplineAttrs(context, &attrs_));
-  }
+  using SplineXlaOpBase::SplineXlaOpBase;
 
   void Compile(XlaOpKernelContext* ctx) override {
     SplineFacts facts;
@@ -219,21 +234,10 @@ class LinearSplineGradXlaOp : public XlaOpKernel {
                                                  InputDims(ctx, 2), &facts)));
     SplineParams params = SplineParamsOf(attrs_, facts);
     params.deterministic = tensorflow::OpDeterminismRequired();
-    const DataType dtype = ctx->input_type(1);
-    auto dx = ArrayShape(dtype, InputDims(ctx, 1));
-    auto dcoefficients = ArrayShape(dtype, InputDims(ctx, 2));
-    auto scratch =
-        ScratchShape<functor::SplineBackward, Device>(dtype, params);
-    for (const auto* shape : {&dx, &dcoefficients, &scratch}) {
-      OP_REQUIRES_OK(ctx, shape->status());
-    }
-    OP_REQUIRES_OK(ctx, EmitCall(ctx, xla_call::kLinearSplineGrad,
-                                 xla_call::SplineAttributes(params),
-                                 {*dx, *dcoefficients, *scratch}, 2));
+    OP_REQUIRES_OK(ctx, (EmitBackward<functor::SplineBackward, Device>(
+                            ctx, xla_call::kLinearSplineGrad,
+                            xla_call::SplineAttributes(params), params)));
   }
-
- private:
-  SplineAttrs attrs_;
 };
 
 #define TFKAF_REGISTER_XLA(JIT_DEVICE, FUNCTOR_DEVICE)                    \
