@@ -112,6 +112,19 @@ def test_every_dtype_inside_xla(rng, name, dtype):
     np.testing.assert_array_equal(j.numpy(), e.numpy())
 
 
+@pytest.mark.parametrize("name", sorted(_OPS))
+def test_special_values_inside_xla_equal_the_fused_ops(rng, name):
+  # NaN, +-Inf, +-1e30 and subnormals reach the kernel unchanged.
+  x, param, dy = _inputs(rng, name, (11, 6), -1, tf.float32)
+  special = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 1e-40, -1e-40,
+                      0.0, 3.0, -3.0, 2.5], np.float32)
+  x = tf.constant(np.tile(special[:, None], (1, 6)))
+  run = _forward_and_backward(name, -1)
+  for e, j in zip(run(x, param, dy),
+                  tf.function(run, jit_compile=True)(x, param, dy)):
+    np.testing.assert_array_equal(j.numpy(), e.numpy())
+
+
 @pytest.mark.parametrize("name", ["kaf", "kaf2d", "spline"])
 def test_gradients_through_the_tape_inside_xla(rng, name):
   x, param, _ = _inputs(rng, name, (16, 6), -1, tf.float32)
