@@ -20,15 +20,12 @@ import pytest
 
 import tfkaf
 
+from fuzz.cpu_paths import PATHS, best, missing
 from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
 from reference import np_spline, np_spline_grad
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(
     tfkaf.__file__)))
-PATHS = ("baseline", "avx2", "avx512")
-# The CPU flags each path needs (cpu_features.cc).
-NEEDS = {"baseline": set(), "avx2": {"avx2", "fma"},
-         "avx512": {"avx512f", "avx2", "fma"}}
 DTYPES = ("float32", "float64")
 X_RANGE = (-2.0, 2.0)  # spline grid
 # (shape, axis): channels-last rows of 19 channels (vectors of 16, 8 and 4
@@ -71,29 +68,6 @@ WORKER = textwrap.dedent("""
 """ % X_RANGE)
 
 
-def _cpu_flags():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          return set(line.split(":", 1)[1].split())
-  except OSError:
-    pass
-  return set()
-
-
-def _missing(path):
-  """Why this machine cannot run `path`, or None."""
-  lacking = NEEDS.get(path, set()) - _cpu_flags()
-  if lacking:
-    return "CPU lacks " + ", ".join(sorted(lacking))
-  return None
-
-
-def _best():
-  return [path for path in PATHS if _missing(path) is None][-1]
-
-
 def _inputs():
   """name -> x, dy, param for every op, layout and dtype."""
   rng = np.random.default_rng(7)
@@ -132,7 +106,7 @@ def results(inputs, tmp_path_factory):
   np.savez(folder / "inputs.npz", **inputs)
   out = {}
   for path in PATHS + ("no-such-path",):
-    if _missing(path):
+    if missing(path):
       out[path] = None
       continue
     target = folder / f"{path}.npz"
@@ -162,7 +136,7 @@ def _names(inputs):
 @pytest.mark.parametrize("path", PATHS)
 def test_path_matches_reference(path, inputs, results):
   if results[path] is None:
-    pytest.skip(f"{path}: {_missing(path)}")
+    pytest.skip(f"{path}: {missing(path)}")
   got = results[path]
   for name in _names(inputs):
     op, dtype, layout = name.split("/")
@@ -179,14 +153,14 @@ def test_path_runs_under_its_name(path, results):
   """TFKAF_CPU_PATH really switches the kernels: the plugin reports the
   forced path (tfkaf.build_info()["cpu_path"]) in that process."""
   if results[path] is None:
-    pytest.skip(f"{path}: {_missing(path)}")
+    pytest.skip(f"{path}: {missing(path)}")
   assert str(results[path]["cpu_path"]) == path
 
 
 @pytest.mark.parametrize("path", PATHS[1:])
 def test_paths_agree(path, results):
   if results[path] is None:
-    pytest.skip(f"{path}: {_missing(path)}")
+    pytest.skip(f"{path}: {missing(path)}")
   base, other = results["baseline"], results[path]
   for key in base:
     if key == "cpu_path":
@@ -203,8 +177,7 @@ def test_paths_agree(path, results):
 
 
 def test_unknown_path_falls_back_to_best(results):
-  best = _best()
   fallback = results["no-such-path"]
-  assert str(fallback["cpu_path"]) == best
-  for key, value in results[best].items():
+  assert str(fallback["cpu_path"]) == best()
+  for key, value in results[best()].items():
     np.testing.assert_array_equal(fallback[key], value, err_msg=key)
