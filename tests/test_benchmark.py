@@ -91,11 +91,12 @@ def test_records_name_the_machine_they_ran_on():
   machine = records[0]["machine"]
   assert all(r["machine"] == machine for r in records)
   assert machine["cpu_model"] == _proc_cpuinfo_model()
-  assert machine["cpu_path"] in ("baseline", "avx2")
+  assert machine["cpu_path"] in ("baseline", "avx2", "avx512")
   assert machine["threads"] >= 1
   assert set(machine["cpu_features"]) <= {"avx2", "fma", "avx512f"}
-  if machine["cpu_path"] == "avx2":
-    assert {"avx2", "fma"} <= set(machine["cpu_features"])
+  needs = {"baseline": set(), "avx2": {"avx2", "fma"},
+           "avx512": {"avx512f", "avx2", "fma"}}[machine["cpu_path"]]
+  assert needs <= set(machine["cpu_features"])
   assert lines[0].startswith(f"machine: {machine['cpu_model']}; CPU kernel "
                              f"path {machine['cpu_path']}")
 
@@ -116,6 +117,65 @@ def test_cpu_path_follows_tfkaf_cpu_path(forced, monkeypatch):
   result = _process.run_python(script)
   assert result.returncode == 0, result.stderr[-2000:]
   reported = json.loads(result.stdout.strip().splitlines()[-1])["cpu_path"]
-  best = "avx2" if {"avx2", "fma"} <= set(
-      _machine.describe()["cpu_features"]) else "baseline"
+  features = set(_machine.describe()["cpu_features"])
+  best = ("avx512" if {"avx512f", "avx2", "fma"} <= features else
+          "avx2" if {"avx2", "fma"} <= features else "baseline")
   assert reported == ("baseline" if forced == "baseline" else best)
+
+
+def test_fused_cpu_records_carry_the_compute_floor_fraction():
+  """floor_ms = flops/element x elements / (threads x lanes x 2 x clock),
+  recomputed here from the record's own basis and the machine it names."""
+  from tfkaf import _floor  # pylint: disable=g-import-not-at-top
+
+  records = benchmark.run(["kaf2d"], quick=True, repeats=1,
+                          max_memory=1 << 20, log=lambda *_: None)
+  fused = {(r["pass"], r["variant"]): r for r in records
+           if r["variant"] in ("fused", "fused_xla")}
+  assert set(fused) == {(p, v) for p in benchmark.PASSES
+                        for v in ("fused", "fused_xla")}
+  for (pass_name, _), record in fused.items():
+    basis, machine = record["floor_basis"], record["machine"]
+    # [512, 2048] -> [512, 1024]; D = 10: 2 D^2 + 4 D forward, plus
+    # 6 D^2 + 11 D backward.
+    assert basis["elements"] == 512 * 1024
+    assert basis["flops_per_element"] == (
+        240 if pass_name == "forward" else 240 + 710)
+    assert basis["lanes"] == {"baseline": 4, "avx2": 8,
+                              "avx512": 16}[machine["cpu_path"]]
+    assert basis["cores"] == machine["threads"]
+    assert basis["clock_mhz"] == _floor.clock_mhz() > 0
+    want = (basis["flops_per_element"] * basis["elements"]
+            / (basis["cores"] * basis["lanes"] * 2 * basis["clock_mhz"] * 1e3))
+    assert abs(record["floor_ms"] - want) <= 1e-9 * want
+    assert record["floor_fraction"] == record["floor_ms"] / record["ms"]
+  others = [r for r in records if not r["variant"].startswith("fused")]
+  assert others and not any("floor_ms" in r or "floor_fraction" in r
+                            for r in others)
+
+
+@pytest.mark.parametrize("op,size,forward,step", [
+    ("kaf", 20, 60, 160),          # the ~60 + ~100 of docs/design.md
+    ("kaf2d", 10, 240, 950),
+    ("linear_spline", 51, 6, 14),
+])
+def test_flops_per_element(op, size, forward, step):
+  from tfkaf import _floor  # pylint: disable=g-import-not-at-top
+
+  assert _floor.flops_per_element(op, "forward", size) == forward
+  assert _floor.flops_per_element(op, "forward_backward", size) == step
+
+
+def test_clock_is_read_from_proc_cpuinfo():
+  from tfkaf import _floor  # pylint: disable=g-import-not-at-top
+
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      lines = [l for l in f if l.startswith("cpu MHz")]
+  except OSError:
+    lines = []
+  if not lines:
+    assert _floor.clock_mhz() is None
+    assert _floor.estimate("kaf", "forward", (8, 8), (8, 20), "avx2", 2) == {}
+  else:
+    assert _floor.clock_mhz() == float(lines[0].split(":")[1])

@@ -1,12 +1,13 @@
 """Every CPU path of the fused ops against the NumPy reference and each other.
 
 The CPU kernels are compiled once per instruction-set path (baseline x86-64,
-AVX2+FMA; docs/design.md, section 5) and pick one per process, which
-TFKAF_CPU_PATH can force. Each path runs in its own subprocess, since the
-choice is read once. KAF (all three kernels), 2D-KAF and the spline run
-forward and backward, channels-last and channels-first, float32 and float64,
-with sizes that leave partial vectors. The spline's paths are bitwise
-identical (same operations, no FMA); KAF's differ by rounding only.
+AVX2+FMA, AVX-512F; docs/design.md, section 5) and pick one per process,
+which TFKAF_CPU_PATH can force. Each path runs in its own subprocess, since
+the choice is read once; a path this CPU lacks is skipped with the reason.
+KAF (all three kernels), 2D-KAF and the spline run forward and backward,
+channels-last and channels-first, float32 and float64, with sizes that leave
+partial vectors of every width (8 and 16 floats). The spline's paths are
+bitwise identical (same operations, no FMA); KAF's differ by rounding only.
 """
 
 import os
@@ -19,17 +20,18 @@ import pytest
 
 import tfkaf
 
+from fuzz.cpu_paths import PATHS, best, missing
 from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
 from reference import np_spline, np_spline_grad
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(
     tfkaf.__file__)))
-PATHS = ("baseline", "avx2")
 DTYPES = ("float32", "float64")
 X_RANGE = (-2.0, 2.0)  # spline grid
-# (shape, axis): channels-last rows of 19 channels (vectors of 8 and 4 with
-# tails) and channels-first runs of 21 positions.
-LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1))
+# (shape, axis): channels-last rows of 19 channels (vectors of 16, 8 and 4
+# with tails), channels-first runs of 21 positions, and channels-last rows of
+# 37 channels (two full 16-lane vectors and a tail).
+LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1), ((9, 37), -1))
 TOL = {"float32": dict(rtol=1e-4, atol=1e-4),
        "float64": dict(rtol=1e-9, atol=1e-10)}
 
@@ -38,9 +40,10 @@ WORKER = textwrap.dedent("""
     import sys
     import numpy as np
     import tensorflow as tf
+    import tfkaf
     from tfkaf import ops
     inputs = dict(np.load(sys.argv[1]))
-    out = {}
+    out = {"cpu_path": np.array(tfkaf.build_info()["cpu_path"])}
     def run(key, fn, x, param):
       x = tf.constant(x)
       param = tf.constant(param)
@@ -51,7 +54,7 @@ WORKER = textwrap.dedent("""
       out[key + "/y"], out[key + "/dx"] = y.numpy(), dx.numpy()
       out[key + "/dparam"] = dparam.numpy()
     for name in sorted({k.rsplit("/", 1)[0] for k in inputs}):
-      op, axis = name.split("/")[0], int(name.split("/")[2])
+      op, axis = name.split("/")[0], int(name.split("/")[2].split(":")[0])
       x, dy = inputs[name + "/x"], tf.constant(inputs[name + "/dy"])
       param = inputs[name + "/param"]
       if op == "kaf2d":
@@ -63,26 +66,6 @@ WORKER = textwrap.dedent("""
       run(name, fn, x, param)
     np.savez(sys.argv[2], **out)
 """ % X_RANGE)
-
-
-def _cpu_flags():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          return set(line.split(":", 1)[1].split())
-  except OSError:
-    pass
-  return set()
-
-
-def _missing(path):
-  """Why this machine cannot run `path`, or None."""
-  if path == "avx2":
-    lacking = {"avx2", "fma"} - _cpu_flags()
-    if lacking:
-      return "CPU lacks " + ", ".join(sorted(lacking))
-  return None
 
 
 def _inputs():
@@ -98,15 +81,16 @@ def _inputs():
                 "relu": rng.standard_normal((channels, 7)),
                 "softplus": rng.standard_normal((channels, 7)),
                 "spline": rng.standard_normal((channels, 11))}
+      layout = f"{axis}:{channels}"  # axis, then what tells layouts apart
       for op, param in params.items():
-        cases[(op, dtype, axis)] = (x, dy, param)
+        cases[(op, dtype, layout)] = (x, dy, param)
       x2 = np.concatenate([x, rng.uniform(-3.0, 3.0, shape)], axis)
-      cases[("kaf2d", dtype, axis)] = (x2, dy, rng.standard_normal(
+      cases[("kaf2d", dtype, layout)] = (x2, dy, rng.standard_normal(
           (channels, 36)))
   out = {}
-  for (op, dtype, axis), arrays in cases.items():
+  for (op, dtype, layout), arrays in cases.items():
     for part, value in zip(("x", "dy", "param"), arrays):
-      out[f"{op}/{dtype}/{axis}/{part}"] = value.astype(dtype)
+      out[f"{op}/{dtype}/{layout}/{part}"] = value.astype(dtype)
   return out
 
 
@@ -122,7 +106,7 @@ def results(inputs, tmp_path_factory):
   np.savez(folder / "inputs.npz", **inputs)
   out = {}
   for path in PATHS + ("no-such-path",):
-    if _missing(path):
+    if missing(path):
       out[path] = None
       continue
     target = folder / f"{path}.npz"
@@ -152,35 +136,48 @@ def _names(inputs):
 @pytest.mark.parametrize("path", PATHS)
 def test_path_matches_reference(path, inputs, results):
   if results[path] is None:
-    pytest.skip(f"{path}: {_missing(path)}")
+    pytest.skip(f"{path}: {missing(path)}")
   got = results[path]
   for name in _names(inputs):
-    op, dtype, axis = name.split("/")
+    op, dtype, layout = name.split("/")
     expected = _reference(op, *(inputs[f"{name}/{p}"].astype(np.float64)
-                                for p in ("x", "dy", "param")), int(axis))
+                                for p in ("x", "dy", "param")),
+                          int(layout.split(":")[0]))
     for part, want in zip(("y", "dx", "dparam"), expected):
       np.testing.assert_allclose(got[f"{name}/{part}"], want, **TOL[dtype],
                                  err_msg=f"{path} {name} {part}")
 
 
-def test_paths_agree(inputs, results):
-  if results["avx2"] is None:
-    pytest.skip(f"only one path here: avx2: {_missing('avx2')}")
-  base, avx2 = results["baseline"], results["avx2"]
+@pytest.mark.parametrize("path", PATHS)
+def test_path_runs_under_its_name(path, results):
+  """TFKAF_CPU_PATH really switches the kernels: the plugin reports the
+  forced path (tfkaf.build_info()["cpu_path"]) in that process."""
+  if results[path] is None:
+    pytest.skip(f"{path}: {missing(path)}")
+  assert str(results[path]["cpu_path"]) == path
+
+
+@pytest.mark.parametrize("path", PATHS[1:])
+def test_paths_agree(path, results):
+  if results[path] is None:
+    pytest.skip(f"{path}: {missing(path)}")
+  base, other = results["baseline"], results[path]
   for key in base:
+    if key == "cpu_path":
+      continue
     if key.startswith("spline/"):  # no FMA: the same bits on every path
-      np.testing.assert_array_equal(avx2[key], base[key], err_msg=key)
+      np.testing.assert_array_equal(other[key], base[key], err_msg=key)
     else:
       dtype = key.split("/")[1]
-      np.testing.assert_allclose(avx2[key], base[key], **TOL[dtype],
+      np.testing.assert_allclose(other[key], base[key], **TOL[dtype],
                                  err_msg=key)
-  # The variable really switches the code: AVX2's FMA rounds KAF differently.
-  key = "gaussian/float32/-1/y"
-  assert not np.array_equal(avx2[key], base[key])
+  # FMA rounds KAF differently from the baseline's separate multiply-add.
+  key = "gaussian/float32/-1:19/y"
+  assert not np.array_equal(other[key], base[key])
 
 
 def test_unknown_path_falls_back_to_best(results):
-  best = "avx2" if results["avx2"] is not None else "baseline"
   fallback = results["no-such-path"]
-  for key, value in results[best].items():
+  assert str(fallback["cpu_path"]) == best()
+  for key, value in results[best()].items():
     np.testing.assert_array_equal(fallback[key], value, err_msg=key)

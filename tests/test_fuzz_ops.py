@@ -20,9 +20,17 @@ partially-known placeholder shapes (shape functions: what is knowable must
 fail at construction, the rest at run time; static output shapes must keep
 the known dimensions).
 
+CPU paths: every test runs once per CPU kernel path this machine has
+(fuzz/cpu_paths.py; baseline, avx2, avx512): on the path the plugin picks by
+itself with every case, on each other path (forced by TFKAF_CPU_PATH in its
+own worker) with the first TFKAF_FUZZ_PATH_EXAMPLES of the same cases
+(default: a sixth of TFKAF_FUZZ_EXAMPLES), which keeps CI time in check;
+paths the CPU lacks are skipped with the reason.
+
 Profiles (TFKAF_FUZZ_PROFILE):
   ci    (default) derandomized, TFKAF_FUZZ_EXAMPLES (default 250) cases per
-        test, 9 tests -> ~2,250 cases.
+        test, 9 tests -> ~2,250 cases on the default path (+ ~40 per test
+        per other path).
   long  random seed, TFKAF_FUZZ_EXAMPLES (default 10,000) per test, i.e.
         >= 10,000 per op and per gradient op; see tools/fuzz_long.sh.
   asan  derandomized, 250 per test (tools/asan_check.sh).
@@ -42,6 +50,7 @@ import pytest
 from fuzz import cases
 from fuzz import check
 from fuzz import compare
+from fuzz import cpu_paths
 from fuzz.strategies import params
 from fuzz.worker import Worker
 
@@ -52,6 +61,8 @@ if _PROFILE not in _DEFAULT_EXAMPLES:
                    f"of {sorted(_DEFAULT_EXAMPLES)}")
 _EXAMPLES = int(os.environ.get("TFKAF_FUZZ_EXAMPLES",
                                _DEFAULT_EXAMPLES[_PROFILE]))
+_PATH_EXAMPLES = int(os.environ.get("TFKAF_FUZZ_PATH_EXAMPLES",
+                                    max(1, _EXAMPLES // 6)))
 
 FUZZ = settings(
     max_examples=_EXAMPLES,
@@ -66,7 +77,8 @@ STATS = collections.defaultdict(collections.Counter)
 
 
 def _write_stats(path, restarts):
-  """Adds this run's per-test counts to the JSON file at path."""
+  """Adds the per-test counts since the last call to the JSON file at
+  path."""
   previous = {}
   if os.path.exists(path):
     with open(path) as f:
@@ -79,11 +91,18 @@ def _write_stats(path, restarts):
                           "worker_restarts": restarts}
   with open(path, "w") as f:
     json.dump(previous, f, indent=1, sort_keys=True)
+  STATS.clear()  # written: the next worker's tests add only their own
 
 
-@pytest.fixture(scope="module")
-def worker():
-  w = Worker()
+@pytest.fixture(scope="module", params=cpu_paths.PATHS)
+def worker(request):
+  """The worker of one CPU path: None forced for the default path (every
+  case), the path's name otherwise (the first _PATH_EXAMPLES cases)."""
+  cpu_path = request.param
+  if cpu_paths.missing(cpu_path):
+    pytest.skip(f"{cpu_path}: {cpu_paths.missing(cpu_path)}")
+  default = cpu_path == cpu_paths.best()
+  w = Worker(cpu_path=None if default else cpu_path)
   yield w
   w.close()
   path = os.environ.get("TFKAF_FUZZ_STATS")
@@ -92,6 +111,10 @@ def worker():
 
 
 def run_case(worker, p, test):
+  if worker.cpu_path:  # a forced path: its own counts, its first cases
+    test = f"{test}@{worker.cpu_path}"
+    if STATS[test]["cases"] >= _PATH_EXAMPLES:
+      return
   case = cases.build_case(p)
   result = worker.run(case)
   failures = check.check_case(case, result)
@@ -100,7 +123,7 @@ def run_case(worker, p, test):
   stats["raised" if result.get("status") == "error" else "returned"] += 1
   stats[f"mode_{case['mode']}"] += 1
   if failures:
-    label, repro = cases.describe(case)
+    label, repro = cases.describe(case, worker.cpu_path)
     raise AssertionError(
         f"{label}\n  " + "\n  ".join(failures) + f"\nreproducer:\n{repro}")
 

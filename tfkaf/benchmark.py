@@ -7,6 +7,9 @@ Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?,
 relu (the `_xla` variants inside `tf.function(jit_compile=True)`) and pass
 in forward / forward_backward (the record schema of `tfkaf bench --json`);
 "machine" is `tfkaf._machine.describe()`: CPU model, kernel path, threads.
+CPU records of the fused op add "floor_ms", the estimated compute floor
+(`_floor`; how it was counted in "floor_basis"), and "floor_fraction" =
+floor_ms / ms, the fraction of it reached.
 
 Memory: the composite baselines expand x D-fold (2D-KAF: D*D/2-fold). Before
 running one, its peak is estimated from that expansion; a baseline that would
@@ -24,6 +27,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfkaf import _floor
 from tfkaf import _machine
 from tfkaf import _memory
 from tfkaf import _xla
@@ -182,7 +186,10 @@ def _time_interleaved(fns, x, param, repeats):
   return {variant: statistics.median(t) for variant, t in times.items()}
 
 
-def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log):
+def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log,
+                floor=None):
+  """Times one pass of every variant; `floor` (_floor.estimate, CPU only)
+  goes into the fused records (in and out of XLA) with its fraction."""
   applies = {"fused": case.fused, "fused_xla": case.fused,
              "composite": case.composite, "composite_xla": case.composite,
              "relu": _relu}
@@ -202,6 +209,10 @@ def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log):
       records.append(record)
       continue
     record["ms"] = ms[variant]
+    floor_note = ""
+    if variant in ("fused", "fused_xla") and floor:
+      record.update(floor, floor_fraction=floor["floor_ms"] / ms[variant])
+      floor_note = f" ({record['floor_fraction']:.0%} of the compute floor)"
     memory = ""
     if peak is not None and pass_name == "forward_backward":
       fn = fns[variant]
@@ -211,7 +222,7 @@ def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log):
         memory = f" peak {record['peak_mb']:8.1f} MiB"
     records.append(record)
     log(f"{case.op:14s} {pass_name:17s} {variant:14s} "
-        f"{record['ms']:9.2f} ms{memory}")
+        f"{record['ms']:9.2f} ms{memory}{floor_note}")
   return records
 
 
@@ -226,7 +237,8 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
   repeats = repeats or (5 if quick else 15)
   device = device or "/CPU:0"
   budget = max_memory or _memory.default_budget()
-  peak = _PeakRss() if "CPU" in device.upper() else None
+  on_cpu = "CPU" in device.upper()
+  peak = _PeakRss() if on_cpu else None
   machine = _machine.describe()
   log(f"machine: {machine['cpu_model']}; CPU kernel path "
       f"{machine['cpu_path']} (features: "
@@ -241,8 +253,11 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
       param = tf.constant(
           rng.normal(0.0, case.param_scale, case.param_shape), tf.float32)
       for pass_name in PASSES:
+        floor = on_cpu and _floor.estimate(
+            case.op, pass_name, case.x_shape, case.param_shape,
+            machine["cpu_path"], machine["threads"])
         records += _bench_pass(case, pass_name, x, param, repeats, peak,
-                               budget, log)
+                               budget, log, floor)
   return [dict(record, machine=machine) for record in records]
 
 

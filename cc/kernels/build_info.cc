@@ -39,8 +39,8 @@ TFKAF_EXPORT const char* tfkaf_cuda_archs() {
 #endif
 }
 
-// The CPU kernel path this process runs (baseline, avx2; TFKAF_CPU_PATH
-// forces one), so benchmark records name it.
+// The CPU kernel path this process runs (baseline, avx2, avx512;
+// TFKAF_CPU_PATH forces one), so benchmark records name it.
 TFKAF_EXPORT const char* tfkaf_cpu_path() {
   return tfkaf::CpuPathName(tfkaf::SelectedCpuPath());
 }

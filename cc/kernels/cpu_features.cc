@@ -8,7 +8,8 @@
 namespace tfkaf {
 namespace {
 
-constexpr CpuPath kPaths[] = {CpuPath::kBaseline, CpuPath::kAvx2};
+constexpr CpuPath kPaths[] = {CpuPath::kBaseline, CpuPath::kAvx2,
+                              CpuPath::kAvx512};
 
 // The path named by TFKAF_CPU_PATH, or `fallback` when it is unset, unknown
 // or not supported by this CPU.
@@ -36,6 +37,14 @@ bool CpuSupports(CpuPath path) {
       }();
       return avx2;
     }
+    case CpuPath::kAvx512: {
+      static const bool avx512 = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") &&
+               CpuSupports(CpuPath::kAvx2);
+      }();
+      return avx512;
+    }
   }
   return false;
 }
@@ -57,6 +66,8 @@ const char* CpuPathName(CpuPath path) {
       return "baseline";
     case CpuPath::kAvx2:
       return "avx2";
+    case CpuPath::kAvx512:
+      return "avx512";
   }
   return "unknown";
 }

@@ -4,16 +4,19 @@
 //   #define TFKAF_CPU_KERNELS "cc/kernels/kaf_cpu_simd.h"
 //   #include "cc/kernels/cpu_paths.h"
 //
-// gives tfkaf::baseline (the plugin's x86-64 baseline) and tfkaf::avx2
-// (`#pragma GCC target("avx2,fma")`), for TFKAF_CPU_DISPATCH to choose from
-// at run time. Deliberately without an include guard.
+// gives tfkaf::baseline (the plugin's x86-64 baseline), tfkaf::avx2
+// (`#pragma GCC target("avx2,fma")`) and tfkaf::avx512 (AVX-512F on top of
+// AVX2+FMA), for TFKAF_CPU_DISPATCH to choose from at run time.
+// Deliberately without an include guard.
 //
-// Inside the kernel source TFKAF_SIMD_NS names the namespace and
-// TFKAF_SIMD_AVX2 is 1 on the AVX2 path, 0 otherwise: code for one path
-// only (intrinsics such as gathers) goes under `#if TFKAF_SIMD_AVX2`. The
-// compiler's own __AVX2__ cannot be used: GCC's C++ front end reads the
-// whole file before it applies `#pragma GCC target`, so __AVX2__ stays
-// undefined there. The source must define everything it uses inside its
+// Inside the kernel source TFKAF_SIMD_NS names the namespace,
+// TFKAF_SIMD_AVX2 is 1 where AVX2+FMA can be used (the avx2 and avx512
+// paths), TFKAF_SIMD_AVX512 is 1 on the avx512 path only, and
+// TFKAF_SIMD_BYTES is the width of the path's vectors (32; 64 for avx512):
+// code for some paths only (intrinsics such as gathers) goes under `#if`.
+// The compiler's own __AVX2__ / __AVX512F__ cannot be used: GCC's C++ front
+// end reads the whole file before it applies `#pragma GCC target`, so they
+// stay undefined there. The source must define everything it uses inside its
 // namespace, always_inline or templates of its own (no standard-library
 // template: one instantiation would be shared by the paths, and code
 // compiled for AVX2 could then run on a CPU without it).
@@ -22,13 +25,17 @@
 #error "define TFKAF_CPU_KERNELS before including cpu_paths.h"
 #endif
 
-// 32-byte vector arguments in the baseline copy: only inlined helpers take
-// them, so the ABI note does not apply.
+// 32-byte vector arguments in the baseline copy (64-byte ones in avx512):
+// only inlined helpers take them, so the ABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 #define TFKAF_SIMD_NS baseline
 #define TFKAF_SIMD_AVX2 0
+#define TFKAF_SIMD_AVX512 0
+#define TFKAF_SIMD_BYTES 32
 #include TFKAF_CPU_KERNELS  // NOLINT(build/include): once per path
+#undef TFKAF_SIMD_BYTES
+#undef TFKAF_SIMD_AVX512
 #undef TFKAF_SIMD_AVX2
 #undef TFKAF_SIMD_NS
 
@@ -36,7 +43,24 @@
 #pragma GCC target("avx2,fma")
 #define TFKAF_SIMD_NS avx2
 #define TFKAF_SIMD_AVX2 1
+#define TFKAF_SIMD_AVX512 0
+#define TFKAF_SIMD_BYTES 32
 #include TFKAF_CPU_KERNELS  // NOLINT(build/include)
+#undef TFKAF_SIMD_BYTES
+#undef TFKAF_SIMD_AVX512
+#undef TFKAF_SIMD_AVX2
+#undef TFKAF_SIMD_NS
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#define TFKAF_SIMD_NS avx512
+#define TFKAF_SIMD_AVX2 1
+#define TFKAF_SIMD_AVX512 1
+#define TFKAF_SIMD_BYTES 64
+#include TFKAF_CPU_KERNELS  // NOLINT(build/include)
+#undef TFKAF_SIMD_BYTES
+#undef TFKAF_SIMD_AVX512
 #undef TFKAF_SIMD_AVX2
 #undef TFKAF_SIMD_NS
 #pragma GCC pop_options

@@ -46,6 +46,9 @@ struct KafCpuParams {
 // Entries per centre of the 1D coefficient tables (kaf_cpu_simd.h).
 constexpr int64 kTab1d = 3;
 
+// Most vectors in one batch of a tile loop, on any path (kaf_cpu_simd.h).
+constexpr int kMaxBatch = 8;
+
 // A tile: `rows` rows of `len` elements, consecutive rows `stride` apart.
 struct Tile {
   int64 rows;
@@ -65,18 +68,22 @@ namespace {
 // channels-last inputs; positions per tile otherwise.
 constexpr int64 kSegment = 256;
 constexpr int64 kTileRows = 32;
-// Vectors per batch (kaf_cpu_simd.h).
-constexpr int kBatch1dForward = 4;
-constexpr int kBatch1dBackward = 4;
-constexpr int kBatch2dForward = 8;
-constexpr int kBatch2dBackward = 4;
-constexpr int kMaxBatch = 8;
+
+// The widest vector of any path (avx512: 64 bytes): the unit of the buffers
+// the tile loops read as vectors.
+template <typename A>
+struct alignas(64) Vec {
+  A lanes[64 / sizeof(A)];
+};
 
 template <typename A>
-using Vec = typename baseline::Simd<A>::V;  // same type on every path
+constexpr int64 kVecLanes = 64 / sizeof(A);
 
+// Lanes of the selected path's vectors: the channels of one table block.
 template <typename A>
-constexpr int64 kWidth = baseline::Simd<A>::W;
+int64 Width() {
+  return TFKAF_CPU_DISPATCH(SelectedCpuPath(), Simd<A>::W);
+}
 
 // Vector-aligned, zero-initialised buffer of n scalars (rounded up).
 template <typename A>
@@ -84,13 +91,12 @@ class AlignedBuffer {
  public:
   // zero: whether to zero-initialise (else the contents are unspecified).
   explicit AlignedBuffer(int64 n, bool zero = true)
-      : data_(zero ? new Vec<A>[Vectors(n)]() : new Vec<A>[Vectors(n)]) {}
-  static int64 Vectors(int64 n) {
-    return (std::max<int64>(n, 1) + kWidth<A> - 1) / kWidth<A>;
+      : data_(zero ? new Vec<A>[Units(n)]() : new Vec<A>[Units(n)]) {}
+  static int64 Units(int64 n) {
+    return (std::max<int64>(n, 1) + kVecLanes<A> - 1) / kVecLanes<A>;
   }
   A* get() { return reinterpret_cast<A*>(data_.get()); }
   const A* get() const { return reinterpret_cast<const A*>(data_.get()); }
-  Vec<A>* vectors() { return data_.get(); }
 
  private:
   std::unique_ptr<Vec<A>[]> data_;
@@ -152,7 +158,7 @@ template <typename A, typename T>
 AlignedBuffer<A> MakeTable(const CpuDevice& device,
                            const Setup<A>& setup, const T* alpha, int64 rows,
                            bool two_d, bool blocked) {
-  constexpr int64 W = kWidth<A>;
+  const int64 W = Width<A>();
   const int64 D = setup.params.D;
   const int64 K = two_d ? D * D : kTab1d * D;  // table entries per channel
   const int64 A_cols = two_d ? D * D : D;
@@ -193,19 +199,18 @@ AlignedBuffer<A> MakeTable(const CpuDevice& device,
 
 template <typename A, bool kUniform>
 void ForwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
-                 const A* x, A* y, const A* tab, Vec<A>* scratch) {
-  constexpr int U = kBatch1dForward;
+                 const A* x, A* y, const A* tab, A* scratch) {
   switch (kernel) {
     case KafKernel::kGaussian:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kGaussian, kUniform, U>(
+      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kGaussian, kUniform>(
           p, t, x, y, tab, scratch));
       break;
     case KafKernel::kRelu:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kRelu, kUniform, 1>(
+      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kRelu, kUniform>(
           p, t, x, y, tab, scratch));
       break;
     case KafKernel::kSoftplus:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kSoftplus, kUniform, 1>(
+      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kSoftplus, kUniform>(
           p, t, x, y, tab, scratch));
       break;
   }
@@ -214,19 +219,18 @@ void ForwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
 template <typename A, bool kUniform>
 void BackwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
                   const A* dy, const A* x, A* dx, const A* tab, A* dA,
-                  Vec<A>* scratch) {
-  constexpr int U = kBatch1dBackward;
+                  A* scratch) {
   switch (kernel) {
     case KafKernel::kGaussian:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kGaussian, kUniform, U>(
+      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kGaussian, kUniform>(
           p, t, dy, x, dx, tab, dA, scratch));
       break;
     case KafKernel::kRelu:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kRelu, kUniform, 1>(
+      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kRelu, kUniform>(
           p, t, dy, x, dx, tab, dA, scratch));
       break;
     case KafKernel::kSoftplus:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kSoftplus, kUniform, 1>(
+      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kSoftplus, kUniform>(
           p, t, dy, x, dx, tab, dA, scratch));
       break;
   }
@@ -235,22 +239,23 @@ void BackwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
 template <typename A, bool kUniform>
 void Forward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* x1,
                   const A* x2, A* y, int64 y_stride, const A* tab,
-                  Vec<A>* scratch) {
-  TFKAF_DISPATCH(Forward2Tile<A, kUniform, kBatch2dForward>(
-      p, t, x1, x2, y, y_stride, tab, scratch));
+                  A* scratch) {
+  TFKAF_DISPATCH(Forward2Tile<A, kUniform>(p, t, x1, x2, y, y_stride, tab,
+                                           scratch));
 }
 
 template <typename A, bool kUniform>
 void Backward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* dy,
                    int64 dy_stride, const A* x1, const A* x2, A* dx1, A* dx2,
-                   const A* tab, A* dA, Vec<A>* scratch) {
-  TFKAF_DISPATCH(Backward2Tile<A, kUniform, kBatch2dBackward>(
-      p, t, dy, dy_stride, x1, x2, dx1, dx2, tab, dA, scratch));
+                   const A* tab, A* dA, A* scratch) {
+  TFKAF_DISPATCH(Backward2Tile<A, kUniform>(p, t, dy, dy_stride, x1, x2, dx1,
+                                            dx2, tab, dA, scratch));
 }
 
 #undef TFKAF_DISPATCH
 
-// Scratch vectors one thread needs (see the tile functions).
+// Scratch vectors one thread needs (see the tile functions), in units of
+// the widest path's vectors.
 int64 ScratchVectors(int64 D) {
   return D * D + (3 * kMaxBatch + 2) * D + 8;
 }
@@ -264,12 +269,12 @@ class TileBuffers {
   static constexpr bool kConvert = !std::is_same_v<A, T>;
 
   TileBuffers(int64 D, int64 capacity)
-      : scratch_(ScratchVectors(D) * kWidth<A>) {
+      : scratch_(ScratchVectors(D) * kVecLanes<A>) {
     if (kConvert) {
       for (auto& b : buffers_) b.resize(capacity);
     }
   }
-  Vec<A>* scratch() { return scratch_.vectors(); }
+  A* scratch() { return scratch_.get(); }
 
   // Returns the operand and its row stride as seen by the kernels.
   const A* In(int slot, const T* src, int64 rows, int64 stride, int64 len,
@@ -316,12 +321,12 @@ template <typename A, typename T>
 void ReducePartials(const CpuDevice& device, const A* partial,
                     int64 count, int64 chunk_stride, int64 rows, int64 K,
                     bool blocked, const A* scale, T* dalpha) {
-  constexpr int64 W = kWidth<A>;
+  const int64 W = Width<A>();
   const int64 group = blocked ? W : 1;
   const int64 groups = (rows + group - 1) / group;
   device.parallel_for(groups, K * group * (count + 1), [&](int64 begin,
                                                            int64 end) {
-    A sum[W];
+    A sum[kVecLanes<A>];
     for (int64 b = begin; b < end; ++b) {
       const int64 lanes = std::min(group, rows - b * group);
       for (int64 k = 0; k < K; ++k) {
@@ -513,7 +518,7 @@ template <bool kTwoD, typename A, typename T>
 void BackwardLast(const CpuDevice& device, const CallContext<A>& c,
                   const TileGrid& grid, int64 cost, const T* dy, const T* x,
                   T* dx, T* dalpha, const A* scale) {
-  constexpr int64 W = kWidth<A>;
+  const int64 W = Width<A>();
   const int64 outer = grid.L.outer;
   const int64 padded = ((grid.rows + W - 1) / W) * W;
   const int64 stride = padded * c.KA;

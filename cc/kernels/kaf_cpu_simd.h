@@ -1,14 +1,15 @@
 // Vectorised CPU tile kernels of KAF and 2D-KAF.
 //
 // Compiled once per CPU path (cpu_paths.h: namespaces tfkaf::baseline, the
-// x86-64 baseline TensorFlow's wheel is built for, and tfkaf::avx2 under
-// `#pragma GCC target("avx2,fma")`); kaf_cpu.cc calls the selected path's
-// copy through TFKAF_CPU_DISPATCH. Deliberately without an include guard.
-// Everything here works on raw pointers and GCC vector types (32 bytes: 8
-// floats / 4 doubles; the baseline build splits them into SSE2 halves) and
-// uses no standard library template, so that no code compiled for AVX2 can
-// be shared with the baseline path. The includer provides <cstdint>,
-// <cstring>, KafCpuParams, Tile and kTab1d.
+// x86-64 baseline TensorFlow's wheel is built for, tfkaf::avx2 under
+// `#pragma GCC target("avx2,fma")` and tfkaf::avx512 with AVX-512F);
+// kaf_cpu.cc calls the selected path's copy through TFKAF_CPU_DISPATCH.
+// Deliberately without an include guard. Everything here works on raw
+// pointers and GCC vector types of TFKAF_SIMD_BYTES (32 bytes: 8 floats / 4
+// doubles, the baseline build splitting them into SSE2 halves; 64 bytes on
+// avx512) and uses no standard library template, so that no code compiled
+// for one path can be shared with another. The includer provides
+// <cstdint>, <cstring>, KafCpuParams, Tile, kTab1d and kMaxBatch.
 //
 // Tiles. Channels-last inputs (inner == 1) are processed as tiles of rows x
 // channels: the lanes of a vector are W consecutive channels, and a batch of
@@ -58,13 +59,14 @@ namespace TFKAF_SIMD_NS {
 template <typename A>
 struct SimdType;
 
+// Broadcasts: s - 0 is s for every s (-0.0, NaN and Inf included).
 template <>
 struct SimdType<float> {
-  typedef float V __attribute__((vector_size(32)));
-  typedef std::int32_t I __attribute__((vector_size(32)));
-  static constexpr int W = 8;
-  static TFKAF_AI V Bc(float s) { return V{s, s, s, s, s, s, s, s}; }
-  static TFKAF_AI I BcI(std::int32_t s) { return I{s, s, s, s, s, s, s, s}; }
+  typedef float V __attribute__((vector_size(TFKAF_SIMD_BYTES)));
+  typedef std::int32_t I __attribute__((vector_size(TFKAF_SIMD_BYTES)));
+  static constexpr int W = TFKAF_SIMD_BYTES / 4;
+  static TFKAF_AI V Bc(float s) { return s - V{}; }
+  static TFKAF_AI I BcI(std::int32_t s) { return s - I{}; }
   // exp: accurate to ~1 ulp for a in [-87.3, 88]; 0 below (the smallest
   // normal float). Cephes' polynomial, finished as p r^2 + r + 1.
   static constexpr float kExpLo = -87.33654f, kExpHi = 88.0f;
@@ -82,11 +84,11 @@ struct SimdType<float> {
 
 template <>
 struct SimdType<double> {
-  typedef double V __attribute__((vector_size(32)));
-  typedef std::int64_t I __attribute__((vector_size(32)));
-  static constexpr int W = 4;
-  static TFKAF_AI V Bc(double s) { return V{s, s, s, s}; }
-  static TFKAF_AI I BcI(std::int64_t s) { return I{s, s, s, s}; }
+  typedef double V __attribute__((vector_size(TFKAF_SIMD_BYTES)));
+  typedef std::int64_t I __attribute__((vector_size(TFKAF_SIMD_BYTES)));
+  static constexpr int W = TFKAF_SIMD_BYTES / 8;
+  static TFKAF_AI V Bc(double s) { return s - V{}; }
+  static TFKAF_AI I BcI(std::int64_t s) { return s - I{}; }
   static constexpr double kExpLo = -708.39, kExpHi = 709.0;
   static constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double kLog2e = 1.4426950408889634;
@@ -603,6 +605,31 @@ TFKAF_AI void Backward2(const KafCpuParams<A>& p,
 // ---------------------------------------------------------------------------
 // Tile loops (not inlined; one call per tile).
 //
+// Vectors per batch of the Gaussian tile loops (relu and softplus tiles take
+// one vector at a time): more vectors share each coefficient load and dalpha
+// update and hide more latency, as long as a batch's state (per vector: f,
+// v, the sums, the lanes' walk directions) stays in registers. 4 measured
+// best with AVX2's 16 registers (3 and 2 are slower); AVX-512's 32, with the
+// walk directions in mask registers, hold 6 forward walks.
+#if TFKAF_SIMD_AVX512
+constexpr int kBatch1dForward = 6;
+#else
+constexpr int kBatch1dForward = 4;
+#endif
+constexpr int kBatch1dBackward = 4;
+constexpr int kBatch2dForward = 8;
+constexpr int kBatch2dBackward = 4;
+static_assert(kBatch1dForward <= kMaxBatch && kBatch1dBackward <= kMaxBatch &&
+                  kBatch2dForward <= kMaxBatch &&
+                  kBatch2dBackward <= kMaxBatch,
+              "kaf_cpu.cc sizes the scratch for kMaxBatch vectors per batch");
+
+// The tile loops' scratch (kaf_cpu.cc: aligned to 64 bytes) as vectors.
+template <typename A>
+TFKAF_AI typename Simd<A>::V* Vectors(A* lanes) {
+  return reinterpret_cast<typename Simd<A>::V*>(lanes);
+}
+
 // Channels-last (kUniform = false): `rows` rows of `len` channels starting at
 // x, consecutive rows `stride` elements apart; `tab` is the blocked table at
 // the tile's first channel block (tab_stride entries per channel); dA (1D:
@@ -706,14 +733,15 @@ TFKAF_AI void AddLaneSums(const typename Simd<A>::V* acc, int64 n, A* dA) {
   }
 }
 
-template <typename A, KafKernel K, bool kUniform, int U>
+template <typename A, KafKernel K, bool kUniform>
 __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
                                            const Tile& t, const A* x, A* y,
-                                           const A* tab,
-                                           typename Simd<A>::V* scratch) {
+                                           const A* tab, A* scratch_lanes) {
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
+  constexpr int U = K == KafKernel::kGaussian ? kBatch1dForward : 1;
+  V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = kTab1d * p.D * W;  // one table block per column
   const bool walk = K == KafKernel::kGaussian && p.walk;
   auto tab_at = [&](int64 column) {
@@ -748,15 +776,16 @@ __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
       });
 }
 
-template <typename A, KafKernel K, bool kUniform, int U>
+template <typename A, KafKernel K, bool kUniform>
 __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
                                             const Tile& t, const A* dy,
                                             const A* x, A* dx, const A* tab,
-                                            A* dA,
-                                            typename Simd<A>::V* scratch) {
+                                            A* dA, A* scratch_lanes) {
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
+  constexpr int U = K == KafKernel::kGaussian ? kBatch1dBackward : 1;
+  V* scratch = Vectors<A>(scratch_lanes);
   const int64 D = p.D;
   const int64 tab_block = kTab1d * D * W;
   const int64 dA_block = D * W;
@@ -807,15 +836,17 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
 
 // 2D: x1 / x2 / dx1 / dx2 are the two channel halves (same offsets), y / dy
 // the output (row stride y_stride / dy_stride instead of t.stride).
-template <typename A, bool kUniform, int U>
+template <typename A, bool kUniform>
 __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
                                             const Tile& t, const A* x1,
                                             const A* x2, A* y,
                                             int64 y_stride, const A* tab,
-                                            typename Simd<A>::V* scratch) {
+                                            A* scratch_lanes) {
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
+  constexpr int U = kBatch2dForward;
+  V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = p.D * p.D * W;
   auto tab_at = [&](int64 column) {
     return TabColumn<A, kUniform>(tab, tab_block, column);
@@ -842,14 +873,16 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
       });
 }
 
-template <typename A, bool kUniform, int U>
+template <typename A, bool kUniform>
 __attribute__((noinline)) void Backward2Tile(
     const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
     const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
-    typename Simd<A>::V* scratch) {
+    A* scratch_lanes) {
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
+  constexpr int U = kBatch2dBackward;
+  V* scratch = Vectors<A>(scratch_lanes);
   const int64 D2 = p.D * p.D;
   const int64 tab_block = D2 * W;
   V* acc = scratch;  // kUniform: D*D vectors

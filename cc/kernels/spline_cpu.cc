@@ -16,7 +16,13 @@
 // order, so dcoefficients is bitwise identical from run to run whatever the
 // number of threads.
 
+// GCC 12's AVX-512 intrinsics start from an intentionally undefined vector
+// (_mm512_undefined_*), which -Wmaybe-uninitialized reports wherever they
+// are inlined; the warning is located in this header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <type_traits>

@@ -2,15 +2,15 @@
 // once per CPU path through cpu_paths.h; deliberately without an include
 // guard. The includer provides Grid, <immintrin.h> and int64.
 //
-// Float only, 8 elements at a time with AVX2 gathers of the coefficients.
-// They process the largest multiple of 8 of n and return it; the caller
-// finishes with the scalar loop. The baseline path has no vector loop (it
-// returns 0: the scalar loop does everything). Same operations in the same
-// order as the scalar loops, without FMA contraction (hence
-// `optimize("fp-contract=off")` below, the AVX2 path's target enabling FMA),
-// so results are bitwise identical whichever path runs. Require
-// channels * K < 2^31 and K <= 2^24 (int32 indices; K - 2 exact in float),
-// checked by SplinePath (spline_cpu.cc).
+// Float only, 8 elements at a time with AVX2 gathers of the coefficients
+// (16 with AVX-512F on the avx512 path). They process the largest multiple
+// of the vector width of n and return it; the caller finishes with the
+// scalar loop. The baseline path has no vector loop (it returns 0: the
+// scalar loop does everything). Same operations in the same order as the
+// scalar loops, without FMA contraction (hence `optimize("fp-contract=off")`
+// below, the paths' targets enabling FMA), so results are bitwise identical
+// whichever path runs. Require channels * K < 2^31 and K <= 2^24 (int32
+// indices; K - 2 exact in float), checked by SplinePath (spline_cpu.cc).
 
 #ifndef TFKAF_SIMD_NS
 #error "include spline_cpu_simd.h through cpu_paths.h"
@@ -61,23 +61,6 @@ inline Segments Segment(const RunConstants& k, __m256 xv, __m256i base) {
   return out;
 }
 
-inline int64 ForwardVector(const Grid<float>& grid, const float* x,
-                           const float* coeff, int64 channel_stride, int64 n,
-                           float* y) {
-  const RunConstants k(grid, channel_stride);
-  __m256i base = k.base;
-  const int64 done = n & ~int64{7};
-  for (int64 j = 0; j < done; j += 8) {
-    const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
-    const __m256 c0 = _mm256_i32gather_ps(coeff, s.index, 4);
-    const __m256 c1 = _mm256_i32gather_ps(coeff + 1, s.index, 4);
-    _mm256_storeu_ps(
-        y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
-    base = _mm256_add_epi32(base, k.step);
-  }
-  return done;
-}
-
 // pair[0..1] += the two low lanes of v (one 8-byte load and store; the
 // intrinsics' operand types are may_alias, so float memory is fine).
 inline void AddPair(float* pair, __m128 v) {
@@ -107,6 +90,109 @@ inline void AddPairs(float* acc, __m256i index, __m256 w0, __m256 ug) {
   AddPair(acc + 2 * int64{at[7]}, _mm_movehl_ps(p67, p67));
 }
 
+#if TFKAF_SIMD_AVX512
+
+// Segment for 16 lanes (the AVX2 steps on 512-bit registers).
+struct Segments16 {
+  __m512i index;
+  __m512 t;
+  __m512 u;
+};
+
+struct RunConstants16 {
+  RunConstants16(const Grid<float>& grid, int64 channel_stride)
+      : x_min(_mm512_set1_ps(grid.x_min)),
+        scale(_mm512_set1_ps(grid.scale)),
+        last_f(_mm512_set1_ps(grid.last_f)),
+        last(_mm512_set1_epi32(static_cast<int>(grid.last))),
+        base(_mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                              14, 15),
+            _mm512_set1_epi32(static_cast<int>(channel_stride)))),
+        step(_mm512_set1_epi32(16 * static_cast<int>(channel_stride))) {}
+  __m512 x_min, scale, last_f;
+  __m512i last, base, step;
+};
+
+inline Segments16 Segment(const RunConstants16& k, __m512 xv,
+                          __m512i base) {
+  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(xv, k.x_min), k.scale);
+  // As AVX2's max_ps, AVX-512's returns its second operand for a NaN.
+  const __m512 clamped =
+      _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), k.last_f);
+  const __m512i i = _mm512_min_epi32(_mm512_cvttps_epi32(clamped), k.last);
+  Segments16 out;
+  out.t = t;
+  out.u = _mm512_sub_ps(t, _mm512_cvtepi32_ps(i));
+  out.index = _mm512_add_epi32(base, i);
+  return out;
+}
+
+inline int64 ForwardVector(const Grid<float>& grid, const float* x,
+                           const float* coeff, int64 channel_stride, int64 n,
+                           float* y) {
+  const RunConstants16 k(grid, channel_stride);
+  __m512i base = k.base;
+  const int64 done = n & ~int64{15};
+  for (int64 j = 0; j < done; j += 16) {
+    const Segments16 s = Segment(k, _mm512_loadu_ps(x + j), base);
+    const __m512 c0 = _mm512_i32gather_ps(s.index, coeff, 4);
+    const __m512 c1 = _mm512_i32gather_ps(s.index, coeff + 1, 4);
+    _mm512_storeu_ps(
+        y + j, _mm512_add_ps(c0, _mm512_mul_ps(s.u, _mm512_sub_ps(c1, c0))));
+    base = _mm512_add_epi32(base, k.step);
+  }
+  return done;
+}
+
+inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
+                            const float* x, const float* slopes, float* acc,
+                            int64 channel_stride, int64 n, float* dx) {
+  const RunConstants16 k(grid, channel_stride);
+  __m512i base = k.base;
+  const int64 done = n & ~int64{15};
+  for (int64 j = 0; j < done; j += 16) {
+    const Segments16 s = Segment(k, _mm512_loadu_ps(x + j), base);
+    // The slope, or t itself where t is NaN (as the scalar loop).
+    const __m512 d = _mm512_mask_blend_ps(
+        _mm512_cmp_ps_mask(s.t, s.t, _CMP_ORD_Q), s.t,
+        _mm512_i32gather_ps(s.index, slopes, 4));
+    const __m512 g = _mm512_loadu_ps(dy + j);
+    _mm512_storeu_ps(dx + j, _mm512_mul_ps(g, d));
+    const __m512 ug = _mm512_mul_ps(s.u, g);
+    const __m512 w0 = _mm512_sub_ps(g, ug);
+    // Lanes 0-7, then 8-15: in lane order, as the scalar loop.
+    AddPairs(acc, _mm512_castsi512_si256(s.index), _mm512_castps512_ps256(w0),
+             _mm512_castps512_ps256(ug));
+    AddPairs(acc, _mm512_extracti64x4_epi64(s.index, 1),
+             _mm256_castpd_ps(
+                 _mm512_extractf64x4_pd(_mm512_castps_pd(w0), 1)),
+             _mm256_castpd_ps(
+                 _mm512_extractf64x4_pd(_mm512_castps_pd(ug), 1)));
+    base = _mm512_add_epi32(base, k.step);
+  }
+  return done;
+}
+
+#else  // AVX2: 8 lanes
+
+inline int64 ForwardVector(const Grid<float>& grid, const float* x,
+                           const float* coeff, int64 channel_stride, int64 n,
+                           float* y) {
+  const RunConstants k(grid, channel_stride);
+  __m256i base = k.base;
+  const int64 done = n & ~int64{7};
+  for (int64 j = 0; j < done; j += 8) {
+    const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+    const __m256 c0 = _mm256_i32gather_ps(coeff, s.index, 4);
+    const __m256 c1 = _mm256_i32gather_ps(coeff + 1, s.index, 4);
+    _mm256_storeu_ps(
+        y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
+    base = _mm256_add_epi32(base, k.step);
+  }
+  return done;
+}
+
 inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
                             const float* x, const float* slopes, float* acc,
                             int64 channel_stride, int64 n, float* dx) {
@@ -127,6 +213,8 @@ inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
   }
   return done;
 }
+
+#endif  // TFKAF_SIMD_AVX512
 
 #else  // baseline: no vector loop
 

@@ -28,6 +28,9 @@ Modules:
   BaseException, so that hypothesis stops at once instead of shrinking
   through worker restarts) naming the case and with a reproducer; the next
   case gets a fresh worker.
+- `cpu_paths`: the CPU kernel paths and which of them this machine runs
+  (the fuzz tests run once per path, forcing it with TFKAF_CPU_PATH in the
+  worker: `Worker(cpu_path=...)`).
 - `stress`: the subprocess entry points of the leak check and the
   concurrency / determinism checks (`python -m fuzz --leak|--threads|...`).
 """

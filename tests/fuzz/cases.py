@@ -207,11 +207,14 @@ def _call_lines(case):
   return [f"print(tfkaf.ops.{fn}(x, alpha, {kw}))"]
 
 
-def describe(case):
-  """A short label and a stand-alone Python reproducer of the case."""
+def describe(case, cpu_path=None):
+  """A short label and a stand-alone Python reproducer of the case;
+  cpu_path: the CPU kernel path it ran on where one was forced."""
   lines = ["import numpy as np, tensorflow as tf, tfkaf",
            "import tfkaf.reference",
            "nan, inf = np.nan, np.inf"]
+  if cpu_path:
+    lines.insert(0, f"# run with TFKAF_CPU_PATH={cpu_path}")
   lines += _tensor_lines(case) + _call_lines(case)
   if case["mode"] == "graph":
     lines.insert(0, f"# graph mode, placeholder shapes {case['graph']}")
@@ -219,5 +222,6 @@ def describe(case):
            f" alpha_dtype={case['alpha_dtype']} x{tuple(case['x'].shape)} "
            f"alpha{tuple(case['alpha'].shape)}"
            + (f" dy{tuple(case['dy'].shape)}" if case["dy"] is not None
-              else "") + f" attrs={case['attrs']}")
+              else "") + f" attrs={case['attrs']}"
+           + (f" cpu_path={cpu_path}" if cpu_path else ""))
   return label, "\n".join(lines)

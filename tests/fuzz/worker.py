@@ -67,7 +67,8 @@ def worker_main():
   execute.State.tfkaf = tfkaf
   execute.State.raw = tfkaf.load_ops()
   execute.State.reference = tfkaf.reference
-  ipc.send(proto_out, {"ready": True, "tfkaf": tfkaf.__file__})
+  ipc.send(proto_out, {"ready": True, "tfkaf": tfkaf.__file__,
+                       "cpu_path": tfkaf.build_info()["cpu_path"]})
   fd = sys.stdin.fileno()
   while True:
     try:
@@ -85,22 +86,28 @@ def worker_main():
 
 
 class Worker:
-  """A persistent crash-isolated executor of cases."""
+  """A persistent crash-isolated executor of cases.
 
-  def __init__(self, case_timeout=None, startup_timeout=300):
+  cpu_path: the CPU kernel path forced in the worker (TFKAF_CPU_PATH), or
+  None for the one the plugin picks; the worker must run it.
+  """
+
+  def __init__(self, case_timeout=None, startup_timeout=300, cpu_path=None):
     self.case_timeout = case_timeout or float(
         os.environ.get("TFKAF_FUZZ_CASE_TIMEOUT", "120"))
     self.startup_timeout = startup_timeout
+    self.cpu_path = cpu_path
     self.proc = None
     self.stderr_file = None
     self.restarts = 0
     self.cases = 0
 
   def _start(self):
+    forced = {"TFKAF_CPU_PATH": self.cpu_path} if self.cpu_path else None
     self.stderr_file = tempfile.TemporaryFile()
     self.proc = subprocess.Popen(
         command("--worker"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=self.stderr_file, env=subprocess_env(),
+        stderr=self.stderr_file, env=subprocess_env(forced),
         cwd=tempfile.gettempdir())
     try:
       hello = ipc.recv(self.proc.stdout.fileno(),
@@ -110,6 +117,10 @@ class Worker:
       self.close()
       raise RuntimeError(f"fuzz worker failed to start:\n{tail}")
     assert hello.get("ready"), hello
+    if self.cpu_path not in (None, hello["cpu_path"]):
+      self.close()
+      raise RuntimeError(f"fuzz worker runs CPU path {hello['cpu_path']}, "
+                         f"not the forced {self.cpu_path}")
 
   def _stderr_tail(self, n=6000):
     if self.stderr_file is None:
@@ -125,7 +136,7 @@ class Worker:
     and the worker's stderr tail."""
     tail = self._stderr_tail()
     self._reset()
-    label, repro = cases.describe(case)
+    label, repro = cases.describe(case, self.cpu_path)
     return (f"{what}: {label}\nreproducer:\n{repro}\nworker stderr tail:\n"
             f"{tail}")
 
