@@ -109,8 +109,9 @@ def _library():
 
 
 def cpu_path():
-  """The instruction-set path of the CPU kernels in this process: "baseline"
-  or "avx2" (the best the CPU has, unless TFKAF_CPU_PATH forces another)."""
+  """The instruction-set path of the CPU kernels in this process: "baseline",
+  "avx2" or "avx512" (the best the CPU has, unless TFKAF_CPU_PATH forces
+  another)."""
   function = _library().tfkaf_cpu_path
   function.restype = ctypes.c_char_p
   return function().decode()
