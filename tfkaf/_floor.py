@@ -11,6 +11,8 @@ and a core that retires two FMAs per cycle can exceed it.
 
 import math
 
+from tfkaf import _machine
+
 __all__ = ["LANES", "clock_mhz", "estimate", "flops_per_element"]
 
 # float32 lanes of one vector on each CPU kernel path (cpu_features.h).
@@ -41,15 +43,7 @@ def flops_per_element(op, pass_name, size):
 
 def clock_mhz():
   """The first "cpu MHz" of /proc/cpuinfo, or None where there is none."""
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "cpu MHz":
-          return float(value)
-  except (OSError, ValueError):
-    pass
-  return None
+  return _machine.cpuinfo()["mhz"]
 
 
 def _size_and_elements(op, x_shape, param_shape):

@@ -7,28 +7,31 @@ bench's JSON records carry them.
 
 import os
 
-__all__ = ["describe"]
+__all__ = ["cpuinfo", "describe"]
 
 # The CPU features that decide which kernel path can run (docs/design.md).
 _FEATURES = ("avx2", "fma", "avx512f")
 
 
-def _cpuinfo():
-  """(model name, set of flags) from /proc/cpuinfo; ("unknown", set())
-  where it cannot be read (not Linux)."""
-  model, flags = "unknown", set()
+def cpuinfo():
+  """{"model", "flags", "mhz"} of the first CPU in /proc/cpuinfo: the model
+  name ("unknown" where there is none), its feature flags (a set) and the
+  kernel's "cpu MHz" reading (None where there is none, e.g. not Linux)."""
+  info = {"model": "unknown", "flags": set(), "mhz": None}
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:
       for line in f:
         key, _, value = line.partition(":")
         key = key.strip()
-        if key == "model name" and model == "unknown":
-          model = value.strip()
-        elif key == "flags" and not flags:
-          flags = set(value.split())
-  except OSError:
+        if key == "model name" and info["model"] == "unknown":
+          info["model"] = value.strip()
+        elif key == "flags" and not info["flags"]:
+          info["flags"] = set(value.split())
+        elif key == "cpu MHz" and info["mhz"] is None:
+          info["mhz"] = float(value)
+  except (OSError, ValueError):
     pass
-  return model, flags
+  return info
 
 
 def _threads():
@@ -51,8 +54,8 @@ def describe():
   intra-op thread count."""
   from tfkaf import _loader  # pylint: disable=g-import-not-at-top
 
-  model, flags = _cpuinfo()
-  return {"cpu_model": model,
-          "cpu_features": [f for f in _FEATURES if f in flags],
+  info = cpuinfo()
+  return {"cpu_model": info["model"],
+          "cpu_features": [f for f in _FEATURES if f in info["flags"]],
           "cpu_path": _loader.cpu_path(),
           "threads": _threads()}

@@ -46,12 +46,11 @@ def _unavailable_reason():
   from tfkaf import _loader  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  try:
-    _loader._library().tfkaf_xla_kernels  # pylint: disable=expression-not-assigned,protected-access
-  except AttributeError:
+  library = _loader._library()  # pylint: disable=protected-access
+  if not hasattr(library, "tfkaf_xla_kernels"):
     return "this tfkaf plugin was built without XLA kernels"
   if (tf.config.list_physical_devices("GPU")
-      and not _loader._library().tfkaf_cuda_compiled()):  # pylint: disable=protected-access
+      and not library.tfkaf_cuda_compiled()):
     return ("a GPU is visible and this tfkaf plugin was built without CUDA, "
             "so XLA would find no GPU kernel")
   return None

@@ -23,22 +23,6 @@ using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 
-// The functors of Kaf (kTwoD false) or Kaf2d (kTwoD true).
-template <bool kTwoD>
-struct KafFunctors {
-  template <typename Device, typename T>
-  using Forward = functor::KafForward<Device, T>;
-  template <typename Device, typename T>
-  using Backward = functor::KafBackward<Device, T>;
-};
-template <>
-struct KafFunctors<true> {
-  template <typename Device, typename T>
-  using Forward = functor::Kaf2dForward<Device, T>;
-  template <typename Device, typename T>
-  using Backward = functor::Kaf2dBackward<Device, T>;
-};
-
 // Forward: Kaf (two_d = false) and Kaf2d (two_d = true). Unlike the spline,
 // the KAF ops allocate their outputs instead of forwarding an input buffer:
 // the CUDA kernels (kaf_kernels.cu.cc) take x, y, dy and dx as __restrict__
@@ -48,7 +32,8 @@ template <typename Device, typename T, bool kTwoD>
 class KafOp : public OpKernel {
  public:
   explicit KafOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
+    OP_REQUIRES_OK(context,
+                   ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -61,9 +46,9 @@ class KafOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0, TensorShapeOf(facts.y), &y));
     if (y->NumElements() == 0) return;
+    using Functors = functor::KafFunctors<kTwoD>;
     OP_REQUIRES_OK(context,
-                   (LaunchForward<KafFunctors<kTwoD>::template Forward,
-                                  Device, T>(
+                   (LaunchForward<Functors::template Forward, Device, T>(
                        context, KafConfigOf(attrs_, kernel_, facts), x, alpha,
                        y)));
   }
@@ -78,7 +63,8 @@ template <typename Device, typename T, bool kTwoD>
 class KafGradOp : public OpKernel {
  public:
   explicit KafGradOp(OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
+    OP_REQUIRES_OK(context,
+                   ReadKafKernelAttrs(context, kTwoD, &attrs_, &kernel_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -95,10 +81,10 @@ class KafGradOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &dx));
     OP_REQUIRES_OK(context,
                    context->allocate_output(1, alpha.shape(), &dalpha));
+    using Functors = functor::KafFunctors<kTwoD>;
     OP_REQUIRES_OK(context,
-                   (LaunchBackward<KafFunctors<kTwoD>::template Backward,
-                                   Device, T>(context, config, dy, x, alpha,
-                                              dx, dalpha)));
+                   (LaunchBackward<Functors::template Backward, Device, T>(
+                       context, config, dy, x, alpha, dx, dalpha)));
   }
 
  private:

@@ -55,6 +55,22 @@ A KafClampLimit(const KafConfig& config) {
 namespace functor {
 TFKAF_DECLARE_OP_FUNCTORS(KafForward, KafBackward, KafConfig)
 TFKAF_DECLARE_OP_FUNCTORS(Kaf2dForward, Kaf2dBackward, KafConfig)
+
+// The functors of Kaf (kTwoD false) or Kaf2d (kTwoD true).
+template <bool kTwoD>
+struct KafFunctors {
+  template <typename Device, typename T>
+  using Forward = KafForward<Device, T>;
+  template <typename Device, typename T>
+  using Backward = KafBackward<Device, T>;
+};
+template <>
+struct KafFunctors<true> {
+  template <typename Device, typename T>
+  using Forward = Kaf2dForward<Device, T>;
+  template <typename Device, typename T>
+  using Backward = Kaf2dBackward<Device, T>;
+};
 }  // namespace functor
 
 }  // namespace tfkaf

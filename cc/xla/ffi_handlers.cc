@@ -221,7 +221,8 @@ ffi::Error RunBackward(const char* op, const Device& device,
   const Extents n = extents_of(config);
   const ffi::DataType type = x.element_type();
   for (ffi::Error e :
-       {CheckBuffer(op, "dy", dy, type, n.y), CheckBuffer(op, "x", x, type, n.x),
+       {CheckBuffer(op, "dy", dy, type, n.y),
+        CheckBuffer(op, "x", x, type, n.x),
         CheckBuffer(op, "the parameters", param, type, n.param),
         CheckBuffer(op, "dx", *dx, type, n.x),
         CheckBuffer(op, "the parameters' gradient", *dparam, type, n.param)}) {

@@ -141,19 +141,16 @@ class KafXlaOpBase : public XlaOpKernel {
   KafKernel kernel_ = KafKernel::kGaussian;
 };
 
+// The custom-call targets of Kaf (kTwoD false) or Kaf2d (kTwoD true).
 template <bool kTwoD>
 struct KafCall {
   static constexpr const char* kForward = xla_call::kKaf;
   static constexpr const char* kBackward = xla_call::kKafGrad;
-  template <typename Device, typename T>
-  using Backward = functor::KafBackward<Device, T>;
 };
 template <>
 struct KafCall<true> {
   static constexpr const char* kForward = xla_call::kKaf2d;
   static constexpr const char* kBackward = xla_call::kKaf2dGrad;
-  template <typename Device, typename T>
-  using Backward = functor::Kaf2dBackward<Device, T>;
 };
 
 // Kaf and Kaf2d: (x, alpha) -> y.
@@ -185,10 +182,10 @@ class KafGradXlaOp : public KafXlaOpBase<kTwoD> {
                             this->attrs_, InputDims(ctx, 0),
                             InputDims(ctx, 1), InputDims(ctx, 2), &facts)));
     const KafConfig config = KafConfigOf(this->attrs_, this->kernel_, facts);
-    OP_REQUIRES_OK(ctx,
-                   (EmitBackward<KafCall<kTwoD>::template Backward, Device>(
-                       ctx, KafCall<kTwoD>::kBackward,
-                       xla_call::KafAttributes(config), config)));
+    using Functors = functor::KafFunctors<kTwoD>;
+    OP_REQUIRES_OK(ctx, (EmitBackward<Functors::template Backward, Device>(
+                            ctx, KafCall<kTwoD>::kBackward,
+                            xla_call::KafAttributes(config), config)));
   }
 };
 
