@@ -23,8 +23,9 @@ import tempfile
 __all__ = ["run"]
 
 
-def _import_quietly():
-  """Imports tfkaf.cli with fd 2 captured; replays the capture on failure."""
+def _import_quietly(argv):
+  """Imports tfkaf.cli with fd 2 captured; replays the capture on failure.
+  The command's process settings (cli.prepare_process) come first."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.stderr.flush()
   saved = os.dup(2)
@@ -34,6 +35,7 @@ def _import_quietly():
       from tfkaf import cli  # pylint: disable=g-import-not-at-top
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+      cli.prepare_process(argv)
       tf.config.list_logical_devices()  # the devices' start-up lines
       tf.get_logger().setLevel("ERROR")
       return cli
@@ -55,7 +57,7 @@ def run():
   if "--verbose" in argv:
     from tfkaf import cli  # pylint: disable=g-import-not-at-top
   else:
-    cli = _import_quietly()
+    cli = _import_quietly(argv)
   sys.exit(cli.main(argv))
 
 

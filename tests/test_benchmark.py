@@ -4,6 +4,7 @@ import pytest
 
 from fuzz import cpu_paths
 from tfkaf import _memory
+from tfkaf import _peak
 from tfkaf import benchmark
 
 GIB = 1 << 30
@@ -98,6 +99,59 @@ def test_records_name_the_machine_they_ran_on():
   assert cpu_paths.NEEDS[machine["cpu_path"]] <= set(machine["cpu_features"])
   assert lines[0].startswith(f"machine: {machine['cpu_model']}; CPU kernel "
                              f"path {machine['cpu_path']}")
+  assert machine["allocator"] == _peak.allocator()
+  assert f"; {machine['allocator']} allocator" in lines[0]
+
+
+# Run in a fresh process: the CPU allocator is chosen once per process. It
+# prints the allocator, the minor page faults per call of relu on 16 MiB in
+# a tf.function, and the peak the meter gives for a call that holds two
+# 16 MiB tensors at once (zeros and zeros + 1).
+_ALLOCATOR_SCRIPT = """
+import json, resource, sys
+from tfkaf import _peak
+if sys.argv[1] == "pooled":
+  _peak.use_pooled_allocator()
+import tensorflow as tf
+x = tf.ones([4 << 20])
+relu = tf.function(tf.nn.relu)
+relu(x); relu(x)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+  relu(x)
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 10
+def call():
+  y = tf.zeros([4 << 20]) + 1.0
+  return float(tf.reduce_sum(y[: 1 << 20]))
+peak = _peak.peak_meter("/CPU:0").measure(call)
+print(json.dumps({"allocator": _peak.allocator(), "faults": faults,
+                  "peak_mb": peak}))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("wanted", ["pooled", "malloc"])
+def test_allocator_choice_and_peak_meter(wanted, monkeypatch):
+  """use_pooled_allocator gives TensorFlow's pooled CPU allocator: relu's
+  16 MiB output reuses memory instead of page-faulting fresh pages on every
+  call (4096 pages of 4 KiB). The pooled allocator's statistics give the
+  call's peak exactly (32 MiB); the resident high-water mark of malloc at
+  least sees the first tensor."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from tfkaf import _process  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.delenv(_peak.POOLED_ALLOCATOR_ENV, raising=False)
+  monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+  result = _process.run_python(_ALLOCATOR_SCRIPT, [wanted])
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  assert out["allocator"] == wanted
+  if wanted == "pooled":
+    assert out["faults"] < 64, out
+    assert 32.0 <= out["peak_mb"] < 33.0, out
+  else:
+    assert out["peak_mb"] >= 16.0, out
 
 
 @pytest.mark.parametrize("forced", ["baseline", "no-such-path"])

@@ -148,6 +148,7 @@ def test_bench_quick_writes_records(tmp_path):
                                  "composite_xla", "relu")
     assert record["pass"] in ("forward", "forward_backward")
     assert record["ms"] > 0
+    assert record["machine"]["allocator"] == "pooled"
     if "peak_mb" in record:
       assert record["peak_mb"] > 0
     seen.add((record["op"], record["variant"], record["pass"]))

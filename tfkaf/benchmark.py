@@ -6,7 +6,10 @@ Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?,
 "machine"}, with variant in fused / fused_xla / composite / composite_xla /
 relu (the `_xla` variants inside `tf.function(jit_compile=True)`) and pass
 in forward / forward_backward (the record schema of `tfkaf bench --json`);
-"machine" is `tfkaf._machine.describe()`: CPU model, kernel path, threads.
+"machine" is `tfkaf._machine.describe()` (CPU model, kernel path, threads)
+plus "allocator": "pooled" or "malloc" (`tfkaf._peak`; under malloc, times
+include the page faults of freshly mapped output buffers, a constant that
+shrinks every ratio towards 1, so `tfkaf bench` asks for the pooled one).
 CPU records of the fused op add "floor_ms", the estimated compute floor
 (`_floor`; how it was counted in "floor_basis"), and "floor_fraction" =
 floor_ms / ms, the fraction of it reached.
@@ -18,7 +21,6 @@ memory, at most 8 GiB) is skipped, and its record says so in `skipped`
 instead of `ms`. The fused ops and relu always run.
 """
 
-import ctypes
 import dataclasses
 import statistics
 import time
@@ -30,6 +32,7 @@ import tensorflow as tf
 from tfkaf import _floor
 from tfkaf import _machine
 from tfkaf import _memory
+from tfkaf import _peak
 from tfkaf import _xla
 from tfkaf import ops
 from tfkaf import reference
@@ -117,45 +120,6 @@ def _block(result):
   tf.test.experimental.sync_devices()
 
 
-class _PeakRss:
-  """Peak resident memory of one call on Linux, in MiB.
-
-  The kernel's high-water mark (VmHWM) is reset through
-  /proc/self/clear_refs before the call; glibc's mmap threshold is fixed so
-  that large freed buffers go back to the system instead of staying mapped,
-  which makes the mark track live tensor memory.
-  """
-
-  def __init__(self):
-    self.available = False
-    try:
-      libc = ctypes.CDLL("libc.so.6")
-      m_mmap_threshold = -3
-      libc.mallopt(m_mmap_threshold, 1 << 17)
-      with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-        f.write("5")
-      self.available = self._status("VmHWM") is not None
-    except OSError:
-      pass
-
-  @staticmethod
-  def _status(key):
-    with open("/proc/self/status", encoding="ascii") as f:
-      for line in f:
-        if line.startswith(key + ":"):
-          return int(line.split()[1]) / 1024.0
-    return None
-
-  def measure(self, fn):
-    if not self.available:
-      return None
-    before = self._status("VmRSS")
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-      f.write("5")
-    fn()
-    return max(self._status("VmHWM") - before, 0.0)
-
-
 def _runnable(case, pass_name, budget):
   """{variant: None (runs) or the reason it is skipped}."""
   reasons = {}
@@ -230,20 +194,25 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
         max_memory=None, log=print):
   """Runs the benchmarks and returns a list of records (see module doc).
 
-  Forward+backward records of CPU runs also carry `peak_mb`: the growth of
-  peak resident memory during one training step of that variant.
+  Forward+backward records also carry `peak_mb`: the growth of peak memory
+  during one training step of that variant (`_peak.peak_meter`).
   `max_memory` (bytes) bounds what a composite baseline may need.
   """
   repeats = repeats or (5 if quick else 15)
   device = device or "/CPU:0"
   budget = max_memory or _memory.default_budget()
   on_cpu = "CPU" in device.upper()
-  peak = _PeakRss() if on_cpu else None
-  machine = _machine.describe()
+  peak = _peak.peak_meter(device)
+  machine = dict(_machine.describe(), allocator=_peak.allocator(device))
   log(f"machine: {machine['cpu_model']}; CPU kernel path "
       f"{machine['cpu_path']} (features: "
       f"{', '.join(machine['cpu_features']) or 'none of avx2, fma, avx512f'}"
-      f"); {machine['threads']} TensorFlow threads")
+      f"); {machine['threads']} TensorFlow threads; {machine['allocator']} "
+      "allocator")
+  if machine["allocator"] == "malloc" and on_cpu:
+    log(f"note: times include page faults of fresh buffers; set "
+        f"{_peak.POOLED_ALLOCATOR_ENV}=true before TensorFlow starts "
+        "(`tfkaf bench` does) to time the ops alone")
   records = []
   for name in op_names:
     case = CASES[name](quick)

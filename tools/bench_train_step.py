@@ -9,6 +9,8 @@ cross-entropy once with `jit_compile=False` and once with `jit_compile=True`
 `train_on_batch` on one batch of MNIST-1D-shaped random data (after two
 warm-up steps), and the ratio of the XLA step to the plain one. Interleaved:
 every repetition times all models in turn, so machine drift hits all alike.
+TensorFlow's pooled CPU allocator is used, as in `tfkaf bench`
+(tfkaf._peak: with malloc every step page-faults its fresh buffers).
 """
 
 import argparse
@@ -18,6 +20,9 @@ import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfkaf import _peak  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_peak.use_pooled_allocator()
 import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -65,7 +70,7 @@ def main():
         model = _compiled(architecture, variant, jit)
         steps[(architecture, variant, jit)] = model.train_on_batch
   ms = _time_all(steps, x, y, args.steps)
-  machine = _machine.describe()
+  machine = dict(_machine.describe(), allocator=_peak.allocator())
   print(f"machine: {machine['cpu_model']}, CPU path {machine['cpu_path']}, "
         f"{machine['threads']} threads; batch {args.batch}")
   print(f"{'model':14s} {'plain ms':>9s} {'xla ms':>9s} {'xla/plain':>9s}")
