@@ -115,25 +115,37 @@ struct Simd : SimdType<A> {
   using T::Bc;
   using T::BcI;
 
-  // exp(a[k]) for k < N, in place, stage by stage so that the N
-  // evaluations interleave: 2^n exp(r), r = a - n ln 2 (ln 2 in two parts),
-  // exp(r) by the polynomial kExpPoly. NaN stays NaN.
+  // exp(a[k]) for k < N, in place: 2^n exp(r), r = a - n ln 2 (ln 2 in two
+  // parts), exp(r) by the polynomial kExpPoly; 0 below kExpLo, NaN stays NaN.
+  // Evaluated in groups of at most kExpGroup, stage by stage within a group
+  // so that its evaluations interleave: a group's state (r, the polynomial
+  // and the scale 2^n per evaluation) stays in registers (16 on AVX2).
   template <int N>
   static TFKAF_AI void ExpN(V* a) {
+    constexpr int kExpGroup = 4;
+    if constexpr (N > kExpGroup) {
+      ExpGroup<kExpGroup>(a);
+      ExpN<N - kExpGroup>(a + kExpGroup);
+    } else {
+      ExpGroup<N>(a);
+    }
+  }
+  template <int N>
+  static TFKAF_AI void ExpGroup(V* a) {
     const V lo = Bc(T::kExpLo), hi = Bc(T::kExpHi), magic = Bc(T::kMagic);
     constexpr int kTerms = sizeof(T::kExpPoly) / sizeof(A);
-    I under[N], n[N];
-    V r[N], p[N];
+    V r[N], p[N], scale[N];
     TFKAF_UNROLL
     for (int k = 0; k < N; ++k) {
-      under[k] = a[k] < lo;
-      V ac = (a[k] < lo) ? lo : a[k];
+      const I under = a[k] < lo;
+      V ac = under ? lo : a[k];
       ac = (ac > hi) ? hi : ac;
       const V fx = ac * Bc(T::kLog2e) + magic;
-      n[k] = (I)fx - (I)magic;
+      const I n = (I)fx - (I)magic;
       const V nf = fx - magic;
       r[k] = ac - nf * Bc(T::kLn2Hi);
       r[k] = r[k] - nf * Bc(T::kLn2Lo);
+      scale[k] = under ? Bc(A(0)) : (V)((n + BcI(T::kExpBias)) << T::kExpShift);
       p[k] = Bc(T::kExpPoly[0]);
     }
     TFKAF_UNROLL
@@ -142,11 +154,7 @@ struct Simd : SimdType<A> {
       for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(T::kExpPoly[c]);
     }
     TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) {
-      const V y = T::ExpFinish(p[k], r[k]) *
-                  (V)((n[k] + BcI(T::kExpBias)) << T::kExpShift);
-      a[k] = under[k] ? Bc(A(0)) : y;
-    }
+    for (int k = 0; k < N; ++k) a[k] = T::ExpFinish(p[k], r[k]) * scale[k];
   }
   static TFKAF_AI V Exp(V a) {
     ExpN<1>(&a);
@@ -318,8 +326,22 @@ TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
 // ---------------------------------------------------------------------------
 // Batches of U vectors sharing coefficients (and dalpha accumulators).
 
+// c_j for the lanes of a batch vector: an where the lane walks upwards
+// (neg), else ap; anp = an ^ ap. Bitwise, so that the select runs beside the
+// FMAs (a blend would take an FMA port).
+template <typename A>
+TFKAF_AI typename Simd<A>::V WalkCoef(typename Simd<A>::I neg,
+                                     typename Simd<A>::I ap,
+                                     typename Simd<A>::I anp) {
+  return (typename Simd<A>::V)(ap ^ (anp & neg));
+}
+
 // 1D Gaussian forward, walk mode. tab: [D][kTab1d] entries (alpha_j C_j,
-// alpha_{D-1-j} C_j, alpha_j C_j d_j; C is symmetric).
+// alpha_{D-1-j} C_j, alpha_j C_j d_j; C is symmetric). Along a lane's walk
+// e_j = f_0 v^j C_j, so y = f_0 sum_j c_j v^j with c_j = alpha_j C_j in walk
+// order, evaluated by Horner's rule in w = v^2 for the even and the odd j
+// (two independent FMA chains per vector; 0 <= v <= 1 keeps every partial
+// sum within sum_j |c_j|): y = f_0 (P_even(w) + v P_odd(w)).
 template <typename A, int U, bool kUniform>
 TFKAF_AI void WalkForward(const KafCpuParams<A>& p,
                           const typename Simd<A>::V* x, const A* tab,
@@ -328,22 +350,33 @@ TFKAF_AI void WalkForward(const KafCpuParams<A>& p,
   using V = typename S::V;
   using I = typename S::I;
   I neg[U];
-  V xc[U], f[U], v[U], acc[U];
+  V xc[U], f[U], v[U], w[U], even[U], odd[U];
   WalkStart<A, U>(p, x, neg, xc, f, v);
   TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
-  const int64 D = p.D;
-  for (int64 j = 0; j < D; ++j) {
-    const V an = TabAt<A, kUniform>(tab, kTab1d * j);
-    const V ap = TabAt<A, kUniform>(tab, kTab1d * j + 1);
+  for (int u = 0; u < U; ++u) {
+    w[u] = v[u] * v[u];
+    even[u] = S::Bc(A(0));
+    odd[u] = S::Bc(A(0));
+  }
+  // One Horner step of the chain `acc` with coefficient j.
+  auto step = [&](V* acc, int64 j) {
+    const I an = (I)TabAt<A, kUniform>(tab, kTab1d * j);
+    const I ap = (I)TabAt<A, kUniform>(tab, kTab1d * j + 1);
+    const I anp = an ^ ap;
     TFKAF_UNROLL
     for (int u = 0; u < U; ++u) {
-      acc[u] = acc[u] + (neg[u] ? an : ap) * f[u];
-      f[u] = f[u] * v[u];
+      acc[u] = acc[u] * w[u] + WalkCoef<A>(neg[u], ap, anp);
     }
+  };
+  const int64 D = p.D;
+  int64 j = D - 1;
+  if (j % 2 == 0) step(even, j--);
+  for (; j > 0; j -= 2) {
+    step(odd, j);
+    step(even, j - 1);
   }
   TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) y[u] = acc[u];
+  for (int u = 0; u < U; ++u) y[u] = (even[u] + v[u] * odd[u]) * f[u];
 }
 
 // 1D Gaussian backward, walk mode: dx for each vector; adds
