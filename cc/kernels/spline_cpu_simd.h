@@ -2,8 +2,9 @@
 // once per CPU path through cpu_paths.h; deliberately without an include
 // guard. The includer provides Grid, <immintrin.h> and int64.
 //
-// Float only, 8 elements at a time with AVX2 gathers of the coefficients
-// (16 with AVX-512F on the avx512 path). They process the largest multiple
+// Float only, 8 elements at a time on the avx2 path (scalar loads of the
+// coefficient pairs, LoadPairs), 16 with AVX-512F gathers on the avx512
+// path. They process the largest multiple
 // of the vector width of n and return it; the caller finishes with the
 // scalar loop. The baseline path has no vector loop (it returns 0: the
 // scalar loop does everything). Same operations in the same order as the
@@ -69,11 +70,9 @@ inline void AddPair(float* pair, __m128 v) {
   _mm_storel_epi64(target, _mm_castps_si128(_mm_add_ps(old, v)));
 }
 
-// Adds the 8 lanes' ((1 - u) g, u g) pairs to acc at their indices, in lane
-// order, so that conflicting lanes (one channel) add in order.
-inline void AddPairs(float* acc, __m256i index, __m256 w0, __m256 ug) {
-  alignas(32) int at[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(at), index);
+// Adds the 8 lanes' ((1 - u) g, u g) pairs to acc at their indices (at), in
+// lane order, so that conflicting lanes (one channel) add in order.
+inline void AddPairs(float* acc, const int* at, __m256 w0, __m256 ug) {
   const __m256 lo = _mm256_unpacklo_ps(w0, ug);  // pairs of lanes 0 1 | 4 5
   const __m256 hi = _mm256_unpackhi_ps(w0, ug);  // pairs of lanes 2 3 | 6 7
   const __m128 p01 = _mm256_castps256_ps128(lo);
@@ -88,6 +87,34 @@ inline void AddPairs(float* acc, __m256i index, __m256 w0, __m256 ug) {
   AddPair(acc + 2 * int64{at[5]}, _mm_movehl_ps(p45, p45));
   AddPair(acc + 2 * int64{at[6]}, p67);
   AddPair(acc + 2 * int64{at[7]}, _mm_movehl_ps(p67, p67));
+}
+
+// The 8 lanes' indices, stored once per vector for the scalar loads below.
+inline void StoreIndices(int* at, __m256i index) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(at), index);
+}
+
+// table[a[0]], table[a[0] + 1], table[b[0]], table[b[0] + 1]: two 8-byte
+// loads (bits moved, not converted).
+inline __m128 LoadTwoPairs(const float* a, const float* b) {
+  const __m128d lo = _mm_load_sd(reinterpret_cast<const double*>(a));
+  return _mm_castpd_ps(_mm_loadh_pd(lo, reinterpret_cast<const double*>(b)));
+}
+
+// first = table[at[l]] and second = table[at[l] + 1] for the 8 lanes l. Each
+// pair is adjacent, so eight 8-byte scalar loads fetch both (lanes 0 1 4 5
+// into lo, 2 3 6 7 into hi) and two shuffles put them in lane order. On
+// Zen 3 this is ~25% faster than two 8-lane gathers (~10% faster than two
+// 4-lane 64-bit gathers); the index is >= 0 and at most K - 2, so
+// at[l] + 1 stays inside the row.
+inline void LoadPairs(const float* table, const int* at, __m256* first,
+                      __m256* second) {
+  const __m256 lo = _mm256_set_m128(LoadTwoPairs(table + at[4], table + at[5]),
+                                    LoadTwoPairs(table + at[0], table + at[1]));
+  const __m256 hi = _mm256_set_m128(LoadTwoPairs(table + at[6], table + at[7]),
+                                    LoadTwoPairs(table + at[2], table + at[3]));
+  *first = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+  *second = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
 #if TFKAF_SIMD_AVX512
@@ -162,9 +189,11 @@ inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
     const __m512 ug = _mm512_mul_ps(s.u, g);
     const __m512 w0 = _mm512_sub_ps(g, ug);
     // Lanes 0-7, then 8-15: in lane order, as the scalar loop.
-    AddPairs(acc, _mm512_castsi512_si256(s.index), _mm512_castps512_ps256(w0),
+    alignas(64) int at[16];
+    _mm512_store_si512(at, s.index);
+    AddPairs(acc, at, _mm512_castps512_ps256(w0),
              _mm512_castps512_ps256(ug));
-    AddPairs(acc, _mm512_extracti64x4_epi64(s.index, 1),
+    AddPairs(acc, at + 8,
              _mm256_castpd_ps(
                  _mm512_extractf64x4_pd(_mm512_castps_pd(w0), 1)),
              _mm256_castpd_ps(
@@ -184,8 +213,10 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
   const int64 done = n & ~int64{7};
   for (int64 j = 0; j < done; j += 8) {
     const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
-    const __m256 c0 = _mm256_i32gather_ps(coeff, s.index, 4);
-    const __m256 c1 = _mm256_i32gather_ps(coeff + 1, s.index, 4);
+    alignas(32) int at[8];
+    StoreIndices(at, s.index);
+    __m256 c0, c1;
+    LoadPairs(coeff, at, &c0, &c1);
     _mm256_storeu_ps(
         y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
     base = _mm256_add_epi32(base, k.step);
@@ -201,14 +232,17 @@ inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
   const int64 done = n & ~int64{7};
   for (int64 j = 0; j < done; j += 8) {
     const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+    alignas(32) int at[8];
+    StoreIndices(at, s.index);
+    __m256 slope, unused;  // (slopes[i + 1] is unused)
+    LoadPairs(slopes, at, &slope, &unused);
     // The slope, or t itself where t is NaN (as the scalar loop).
-    const __m256 d = _mm256_blendv_ps(
-        s.t, _mm256_i32gather_ps(slopes, s.index, 4),
-        _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
+    const __m256 d =
+        _mm256_blendv_ps(s.t, slope, _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
     const __m256 g = _mm256_loadu_ps(dy + j);
     _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
     const __m256 ug = _mm256_mul_ps(s.u, g);
-    AddPairs(acc, s.index, _mm256_sub_ps(g, ug), ug);
+    AddPairs(acc, at, _mm256_sub_ps(g, ug), ug);
     base = _mm256_add_epi32(base, k.step);
   }
   return done;
