@@ -111,21 +111,37 @@ struct ReductionChunks {
   int64 count = 1;
   int64 rows_per_chunk = 1;
 
-  // rows: independent units of work; work_per_row: elements in one row;
-  // scratch_per_chunk: accumulator entries each chunk needs; the chunk count
-  // is capped so that all accumulators together stay under ~64 MiB of floats.
+  // rows: independent units of work; work_per_row: their work (elements
+  // times a per-element weight); elements_per_row: elements in one row;
+  // scratch_per_chunk: accumulator entries each chunk zeroes, fills and has
+  // summed. The count is the work over kMinWorkPerChunk, capped at
+  // kMaxChunks, so that all accumulators together stay under ~64 MiB of
+  // floats, and so that each chunk covers at least kMinElementsPerEntry
+  // elements per accumulator entry: zeroing and summing the partial sums
+  // then stays a small part of the pass (without it, 256 rows of 1024
+  // channels with D = 20 took 64 chunks of [C, D] partials, 20 entries per
+  // 4 elements, and the sums cost more than the elements).
   static ReductionChunks For(int64 rows, int64 work_per_row,
+                             int64 elements_per_row,
                              int64 scratch_per_chunk) {
     constexpr int64 kMinWorkPerChunk = 1 << 15;
     constexpr int64 kMaxChunks = 64;
     constexpr int64 kMaxScratchEntries = int64{16} << 20;
+    constexpr int64 kMinElementsPerEntry = 4;
     ReductionChunks chunks;
     if (rows <= 0) return chunks;
     const int64 work = rows * (work_per_row > 0 ? work_per_row : 1);
     int64 count = work / kMinWorkPerChunk;
     if (count > kMaxChunks) count = kMaxChunks;
-    if (scratch_per_chunk > 0 && count * scratch_per_chunk > kMaxScratchEntries)
-      count = kMaxScratchEntries / scratch_per_chunk;
+    if (scratch_per_chunk > 0) {
+      if (count * scratch_per_chunk > kMaxScratchEntries)
+        count = kMaxScratchEntries / scratch_per_chunk;
+      const int64 elements = rows * (elements_per_row > 0 ? elements_per_row
+                                                          : 1);
+      const int64 by_elements =
+          elements / (kMinElementsPerEntry * scratch_per_chunk);
+      if (count > by_elements) count = by_elements;
+    }
     if (count > rows) count = rows;
     if (count < 1) count = 1;
     chunks.rows_per_chunk = (rows + count - 1) / count;

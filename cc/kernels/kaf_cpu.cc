@@ -523,7 +523,7 @@ void BackwardLast(const CpuDevice& device, const CallContext<A>& c,
   const int64 padded = ((grid.rows + W - 1) / W) * W;
   const int64 stride = padded * c.KA;
   const ReductionChunks chunks =
-      ReductionChunks::For(outer, grid.rows * c.KA, stride);
+      ReductionChunks::For(outer, grid.rows * c.KA, grid.rows, stride);
   AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
   device.parallel_for(
       chunks.count * grid.segments,
@@ -560,7 +560,7 @@ void BackwardFirst(const CpuDevice& device, const CallContext<A>& c,
   const int64 stride = grid.rows * c.KA;
   const int64 tile_len = std::min(kSegment, grid.L.inner);
   const ReductionChunks chunks =
-      ReductionChunks::For(total, tile_len * c.KA, stride);
+      ReductionChunks::For(total, tile_len * c.KA, tile_len, stride);
   AlignedBuffer<A> partial(chunks.count * stride, /*zero=*/false);
   device.parallel_for(
       chunks.count, chunks.rows_per_chunk * tile_len * cost,

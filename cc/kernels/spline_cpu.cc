@@ -208,21 +208,11 @@ constexpr int64 kCyclesPerElement = 12;
 constexpr int64 kForwardBlock = 4096;  // elements per forward work unit
 constexpr int64 kReduceBlock = 2048;   // partial entries per reduction unit
 
-// Fixed partition of the flat elements for the backward's reduction:
-// ReductionChunks' size-only rule, further capped so that the partial
-// buffers (zeroing + reduction) stay a small fraction of the element work
-// (at most one buffer per 4 * buffer-size elements). Never depends on the
-// thread count.
+// Fixed partition of the flat elements for the backward's reduction
+// (ReductionChunks' size-only rule: never depends on the thread count).
 ReductionChunks BackwardChunks(const SplineParams& params) {
-  const int64 size = params.layout.size();
   const int64 pair_size = 2 * params.layout.channels * params.knots;
-  ReductionChunks chunks = ReductionChunks::For(size, 1, pair_size);
-  const int64 max_chunks = std::max<int64>(1, size / (4 * pair_size));
-  if (chunks.count > max_chunks) {
-    chunks.rows_per_chunk = (size + max_chunks - 1) / max_chunks;
-    chunks.count = (size + chunks.rows_per_chunk - 1) / chunks.rows_per_chunk;
-  }
-  return chunks;
+  return ReductionChunks::For(params.layout.size(), 1, 1, pair_size);
 }
 
 // slopes[c, k] = (c[k+1] - c[k]) * scale (last column 0, unused).
