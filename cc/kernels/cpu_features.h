@@ -24,10 +24,10 @@ bool CpuSupports(CpuPath path);
 
 // The path every CPU kernel runs, decided once per process: the best path
 // the CPU supports, unless the environment variable TFKAF_CPU_PATH names
-// another supported path ("baseline", "avx2" or "avx512"). An unknown name, or a path
-// this CPU lacks, falls back to the best supported path (never an error: a
-// forced path is a testing aid, and the kernels' results do not depend on
-// it beyond rounding).
+// another supported path ("baseline", "avx2" or "avx512"). An unknown
+// name, or a path this CPU lacks, falls back to the best supported path
+// (never an error: a forced path is a testing aid, and the kernels'
+// results do not depend on it beyond rounding).
 CpuPath SelectedCpuPath();
 
 // "baseline", "avx2" or "avx512".

@@ -281,7 +281,9 @@ class TileBuffers {
               int64* out_stride) {
     if constexpr (kConvert) {
       A* b = buffers_[slot].data();
-      for (int64 r = 0; r < rows; ++r) Convert(src + r * stride, b + r * len, len);
+      for (int64 r = 0; r < rows; ++r) {
+        Convert(src + r * stride, b + r * len, len);
+      }
       *out_stride = len;
       return b;
     } else {
@@ -303,7 +305,9 @@ class TileBuffers {
   void Flush(int slot, T* dst, int64 rows, int64 stride, int64 len) {
     if constexpr (kConvert) {
       const A* b = buffers_[slot].data();
-      for (int64 r = 0; r < rows; ++r) Convert(b + r * len, dst + r * stride, len);
+      for (int64 r = 0; r < rows; ++r) {
+        Convert(b + r * len, dst + r * stride, len);
+      }
     } else {
       (void)slot, (void)dst, (void)rows, (void)stride, (void)len;
     }

@@ -1,4 +1,5 @@
-// Device-generic functors of the KAF and 2D-KAF ops (docs/design.md, sections 1, 2).
+// Device-generic functors of the KAF and 2D-KAF ops (docs/design.md,
+// sections 1, 2).
 // TensorFlow-free: included by the CPU kernels (kaf_cpu.cc), the OpKernels
 // (kaf_kernels.cc) and the CUDA kernels (kaf_kernels.cu.cc, nvcc).
 //

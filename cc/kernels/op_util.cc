@@ -12,7 +12,9 @@ namespace tfkaf {
 
 Dims DimsOf(const tensorflow::TensorShape& shape) {
   Dims dims = Dims::Known({});
-  for (int d = 0; d < shape.dims(); ++d) dims.sizes.push_back(shape.dim_size(d));
+  for (int d = 0; d < shape.dims(); ++d) {
+    dims.sizes.push_back(shape.dim_size(d));
+  }
   return dims;
 }
 
