@@ -326,16 +326,6 @@ TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
 // ---------------------------------------------------------------------------
 // Batches of U vectors sharing coefficients (and dalpha accumulators).
 
-// c_j for the lanes of a batch vector: an where the lane walks upwards
-// (neg), else ap; anp = an ^ ap. Bitwise, so that the select runs beside the
-// FMAs (a blend would take an FMA port).
-template <typename A>
-TFKAF_AI typename Simd<A>::V WalkCoef(typename Simd<A>::I neg,
-                                     typename Simd<A>::I ap,
-                                     typename Simd<A>::I anp) {
-  return (typename Simd<A>::V)(ap ^ (anp & neg));
-}
-
 // 1D Gaussian forward, walk mode. tab: [D][kTab1d] entries (alpha_j C_j,
 // alpha_{D-1-j} C_j, alpha_j C_j d_j; C is symmetric). Along a lane's walk
 // e_j = f_0 v^j C_j, so y = f_0 sum_j c_j v^j with c_j = alpha_j C_j in walk
@@ -358,15 +348,13 @@ TFKAF_AI void WalkForward(const KafCpuParams<A>& p,
     even[u] = S::Bc(A(0));
     odd[u] = S::Bc(A(0));
   }
-  // One Horner step of the chain `acc` with coefficient j.
+  // One Horner step of the chain `acc` with coefficient j (an where the
+  // lane walks upwards, else ap).
   auto step = [&](V* acc, int64 j) {
-    const I an = (I)TabAt<A, kUniform>(tab, kTab1d * j);
-    const I ap = (I)TabAt<A, kUniform>(tab, kTab1d * j + 1);
-    const I anp = an ^ ap;
+    const V an = TabAt<A, kUniform>(tab, kTab1d * j);
+    const V ap = TabAt<A, kUniform>(tab, kTab1d * j + 1);
     TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) {
-      acc[u] = acc[u] * w[u] + WalkCoef<A>(neg[u], ap, anp);
-    }
+    for (int u = 0; u < U; ++u) acc[u] = acc[u] * w[u] + (neg[u] ? an : ap);
   };
   const int64 D = p.D;
   int64 j = D - 1;
