@@ -3,14 +3,15 @@
 // guard. The includer provides Grid, <immintrin.h> and int64.
 //
 // Float only, 8 elements at a time on the avx2 path (scalar loads of the
-// coefficient pairs, LoadPairs), 16 with AVX-512F gathers on the avx512
-// path. They process the largest multiple of the vector width of n and
-// return it; the caller finishes with the scalar loop. The baseline path has no vector loop (it returns 0: the
-// scalar loop does everything). Same operations in the same order as the
-// scalar loops, without FMA contraction (hence `optimize("fp-contract=off")`
-// below, the paths' targets enabling FMA), so results are bitwise identical
-// whichever path runs. Require channels * K < 2^31 and K <= 2^24 (int32
-// indices; K - 2 exact in float), checked by SplinePath (spline_cpu.cc).
+// coefficient pairs, LoadPairs), 16 with AVX-512F gathers on the avx512 path.
+// They process the largest multiple of the vector width of n and return it; the
+// caller finishes with the scalar loop. The baseline path has no vector loop
+// (it returns 0: the scalar loop does everything). Same operations in the same
+// order as the scalar loops, without FMA contraction (hence
+// `optimize("fp-contract=off")` below, the paths' targets enabling FMA), so
+// results are bitwise identical whichever path runs. Require channels * K <
+// 2^31 and K <= 2^24 (int32 indices; K - 2 exact in float), checked by
+// SplinePath (spline_cpu.cc).
 
 #ifndef TFKAF_SIMD_NS
 #error "include spline_cpu_simd.h through cpu_paths.h"
