@@ -75,6 +75,40 @@ def test_within_budget_every_variant_runs():
   assert len(records) == 10
 
 
+def test_relu_runs_first_in_every_repetition():
+  calls = []
+
+  def timed(name):
+    return lambda x, param: calls.append(name)
+
+  fns = {v: timed(v) for v in ("fused", "composite", "relu")}
+  times = benchmark._time_interleaved(fns, None, None, repeats=3)  # pylint: disable=protected-access
+  assert calls[6:] == ["relu", "fused", "composite"] * 3  # after warm-up
+  assert {v: len(t) for v, t in times.items()} == {
+      "fused": 3, "composite": 3, "relu": 3}
+
+
+def test_ratio_is_the_median_of_paired_repetitions(monkeypatch):
+  """A slow spell (relu 5 ms, fused 10 ms in the third repetition) must not
+  decide the ratio: pairs give 2, 6, 2 -> 2, where the medians (6 ms over
+  1 ms) would give 6."""
+  times = {"relu": [1.0, 1.0, 5.0], "fused": [2.0, 6.0, 10.0]}
+  monkeypatch.setattr(benchmark, "_time_interleaved",
+                      lambda fns, *unused: {v: times[v] for v in fns})
+  monkeypatch.setattr(benchmark, "VARIANTS", ("fused", "relu"))
+  lines = []
+  records = benchmark._bench_pass(  # pylint: disable=protected-access
+      benchmark.CASES["kaf"](quick=True), "forward", None, None, 3,
+      peak=None, budget=0, log=lines.append)
+  fused = next(r for r in records if r["variant"] == "fused")
+  assert fused["ms"] == 6.0
+  assert fused["relu_ratio"] == 2.0
+  assert fused["relu_ratio_range"] == [2.0, 6.0]
+  assert benchmark.ratios(records) == {
+      ("kaf", "forward"): {"fused": 2.0, "relu": 1.0}}
+  assert "2.00x relu (2.00-6.00)" in lines[0]
+
+
 def _proc_cpuinfo_model():
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:

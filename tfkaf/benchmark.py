@@ -2,10 +2,16 @@
 
 Timings are medians over interleaved repetitions in one process (the machine
 is shared and noisy: compare ratios taken in one run, not absolute times).
-Each record: {"op", "variant", "pass", "shape", "ms", "peak_mb"?,
-"machine"}, with variant in fused / fused_xla / composite / composite_xla /
-relu (the `_xla` variants inside `tf.function(jit_compile=True)`) and pass
-in forward / forward_backward (the record schema of `tfkaf bench --json`);
+Each repetition runs relu first and then every other variant, and
+"relu_ratio" is the median over repetitions of that repetition's time over
+relu's: a slow spell of the machine hits both sides of a pair alike, so it
+moves much less than the ratio of the two medians ("relu_ratio_range": its
+lowest and highest repetition).
+Each record: {"op", "variant", "pass", "shape", "ms", "relu_ratio",
+"relu_ratio_range", "peak_mb"?, "machine"}, with variant in fused /
+fused_xla / composite / composite_xla / relu (the `_xla` variants inside
+`tf.function(jit_compile=True)`) and pass in forward / forward_backward
+(the record schema of `tfkaf bench --json`);
 "machine" is `tfkaf._machine.describe()` (CPU model, kernel path, threads)
 plus "allocator": "pooled" or "malloc" (`tfkaf._peak`; under malloc, times
 include the page faults of freshly mapped output buffers, a constant that
@@ -137,17 +143,24 @@ def _runnable(case, pass_name, budget):
 
 
 def _time_interleaved(fns, x, param, repeats):
-  """Median ms per variant, repetitions interleaved so drift hits all alike."""
+  """{variant: [ms per repetition]}, repetitions interleaved so that drift
+  hits all alike; relu (when timed) runs first in each repetition."""
+  order = sorted(fns, key=lambda variant: variant != "relu")
   for fn in fns.values():  # warm-up: tracing and compilation
     _block(fn(x, param))
     _block(fn(x, param))
-  times = {variant: [] for variant in fns}
+  times = {variant: [] for variant in order}
   for _ in range(repeats):
-    for variant, fn in fns.items():
+    for variant in order:
       start = time.perf_counter()
-      _block(fn(x, param))
+      _block(fns[variant](x, param))
       times[variant].append((time.perf_counter() - start) * 1e3)
-  return {variant: statistics.median(t) for variant, t in times.items()}
+  return times
+
+
+def _paired_ratios(times, variant):
+  """Per-repetition times of `variant` over relu's in the same repetition."""
+  return [t / r for t, r in zip(times[variant], times["relu"])]
 
 
 def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log,
@@ -161,7 +174,7 @@ def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log,
   fns = {variant: _make_fn(applies[variant], pass_name,
                            variant.endswith("_xla"))
          for variant in VARIANTS if skipped[variant] is None}
-  ms = _time_interleaved(fns, x, param, repeats)
+  times = _time_interleaved(fns, x, param, repeats)
   records = []
   for variant in VARIANTS:
     record = {"op": case.op, "variant": variant, "pass": pass_name,
@@ -172,10 +185,13 @@ def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log,
           f"{skipped[variant]}")
       records.append(record)
       continue
-    record["ms"] = ms[variant]
+    record["ms"] = statistics.median(times[variant])
+    paired = _paired_ratios(times, variant)
+    record["relu_ratio"] = statistics.median(paired)
+    record["relu_ratio_range"] = [min(paired), max(paired)]
     floor_note = ""
     if variant in ("fused", "fused_xla") and floor:
-      record.update(floor, floor_fraction=floor["floor_ms"] / ms[variant])
+      record.update(floor, floor_fraction=floor["floor_ms"] / record["ms"])
       floor_note = f" ({record['floor_fraction']:.0%} of the compute floor)"
     memory = ""
     if peak is not None and pass_name == "forward_backward":
@@ -185,8 +201,11 @@ def _bench_pass(case, pass_name, x, param, repeats, peak, budget, log,
         record["peak_mb"] = max(peak_mb, 0.01)
         memory = f" peak {record['peak_mb']:8.1f} MiB"
     records.append(record)
+    low, high = record["relu_ratio_range"]
+    pairs = (f" {record['relu_ratio']:6.2f}x relu ({low:.2f}-{high:.2f})"
+             if variant != "relu" else "")
     log(f"{case.op:14s} {pass_name:17s} {variant:14s} "
-        f"{record['ms']:9.2f} ms{memory}{floor_note}")
+        f"{record['ms']:9.2f} ms{pairs}{memory}{floor_note}")
   return records
 
 
@@ -231,13 +250,15 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
 
 
 def ratios(records):
-  """{(op, pass): {variant: ms / relu_ms}} from `run`'s timed records."""
+  """{(op, pass): {variant: paired ratio to relu}} from `run`'s timed
+  records (`relu_ratio`, or ms over relu's ms for records without one)."""
   table = {}
   for record in records:
     if "ms" in record:
       table.setdefault((record["op"], record["pass"]), {})[
-          record["variant"]] = record["ms"]
-  return {key: {v: ms / row["relu"] for v, ms in row.items()}
+          record["variant"]] = record
+  return {key: {v: r.get("relu_ratio", r["ms"] / row["relu"]["ms"])
+                for v, r in row.items()}
           for key, row in table.items() if "relu" in row}
 
 
@@ -252,7 +273,7 @@ def ratio_table(records):
               for (o, p, variant), reason in skipped.items()
               if (o, p) == (op, pass_name)]
     lines.append(f"{op:14s} {pass_name:17s} " + "  ".join(cells)
-                 + "   (time / relu time)")
+                 + "   (time / relu time, median of pairs)")
   return "\n".join(lines)
 
 
