@@ -4,7 +4,8 @@ The CPU kernels are compiled once per instruction-set path (baseline x86-64,
 AVX2+FMA, AVX-512F; docs/design.md, section 5) and pick one per process,
 which TFKAF_CPU_PATH can force. Each path runs in its own subprocess, since
 the choice is read once; a path this CPU lacks is skipped with the reason.
-KAF (all three kernels), 2D-KAF and the spline run forward and backward,
+KAF (all three kernels; the Gaussian also with 48 centres, which the CPU
+walks in two runs), 2D-KAF and the spline run forward and backward,
 channels-last and channels-first, float32 and float64, with sizes that leave
 partial vectors of every width (8 and 16 floats). The spline's paths are
 bitwise identical (same operations, no FMA); KAF's differ by rounding only.
@@ -62,7 +63,8 @@ WORKER = textwrap.dedent("""
       elif op == "spline":
         fn = lambda x, c: ops.linear_spline(x, c, %r, %r, axis=axis)
       else:
-        fn = lambda x, a: ops.kaf(x, a, 2.0, kernel=op, axis=axis)
+        fn = lambda x, a: ops.kaf(x, a, 2.0, kernel=op.split("-")[0],
+                                  axis=axis)
       run(name, fn, x, param)
     np.savez(sys.argv[2], **out)
 """ % X_RANGE)
@@ -78,6 +80,8 @@ def _inputs():
       x = rng.uniform(-3.0, 3.0, shape)
       dy = rng.standard_normal(shape)
       params = {"gaussian": rng.standard_normal((channels, 12)),
+                # default gamma: the walk takes two runs of 24 centres
+                "gaussian-48": rng.standard_normal((channels, 48)),
                 "relu": rng.standard_normal((channels, 7)),
                 "softplus": rng.standard_normal((channels, 7)),
                 "spline": rng.standard_normal((channels, 11))}
@@ -125,8 +129,9 @@ def _reference(op, x, dy, param, axis):
   if op == "kaf2d":
     return ((np_kaf2d(x, param, 2.0, axis=axis),) +
             np_kaf2d_grads(dy, x, param, 2.0, axis=axis))
-  return ((np_kaf(x, param, 2.0, op, axis=axis),) +
-          np_kaf_grads(dy, x, param, 2.0, op, axis=axis))
+  kernel = op.split("-")[0]  # gaussian-48: 48 centres
+  return ((np_kaf(x, param, 2.0, kernel, axis=axis),) +
+          np_kaf_grads(dy, x, param, 2.0, kernel, axis=axis))
 
 
 def _names(inputs):

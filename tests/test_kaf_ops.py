@@ -160,9 +160,12 @@ def test_kaf_tiling_and_layouts(shape, axis, dtype, rng):
 @pytest.mark.parametrize(
     "d,gamma,boundary",
     [(2, None, 3.0),     # smallest dictionary
-     (20, 40.0, 3.0),    # narrow Gaussians: one exponential per centre
-     (64, None, 4.0),    # large dictionary: one exponential per centre
-     (33, None, 1.0),
+     (20, 40.0, 3.0),    # narrow Gaussians: the CPU walks 3 runs of 7
+     (20, 150.0, 3.0),   # narrower: one exponential per centre
+     (64, None, 4.0),    # large dictionary: 2 runs of 32 centres
+     (100, None, 3.0),   # 3 runs of 34 and 33 centres
+     (50, 266.8, 3.0),   # 8 runs of 7 and 6 centres
+     (33, None, 1.0),    # the longest one-run walk (gamma boundary^2 = 32)
      (20, 1e-3, 3.0)])   # very wide Gaussians
 def test_kaf_gaussian_parameter_regimes(d, gamma, boundary, rng):
   x = np.concatenate([rng.normal(0.0, 3.0, (40, 5)),

@@ -30,6 +30,9 @@
 
 namespace tfkaf {
 
+template <typename A>
+struct WalkRun;
+
 // Per-call constants, in the accumulation type A (float or double).
 template <typename A>
 struct KafCpuParams {
@@ -41,6 +44,19 @@ struct KafCpuParams {
   bool walk = false;  // Gaussian recurrence (walk mode) or direct exps
   const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
   const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
+  // 1D walk mode: the centres as runs of consecutive centres, each walked
+  // as a KAF of its own (kaf_cpu_simd.h); 2D-KAF walks its grid side whole.
+  int64 num_runs = 0;
+  const WalkRun<A>* runs = nullptr;
+};
+
+// Centres first .. first + params.D - 1 of a 1D walk: a KAF of their own,
+// symmetric about 0 (params.boundary: half their span), on x - shift.
+template <typename A>
+struct WalkRun {
+  KafCpuParams<A> params;
+  int64 first = 0;
+  A shift = 0;
 };
 
 // Entries per centre of the 1D coefficient tables (kaf_cpu_simd.h).
@@ -102,46 +118,106 @@ class AlignedBuffer {
   std::unique_ptr<Vec<A>[]> data_;
 };
 
+// Whether walk mode (kaf_cpu_simd.h) can evaluate n centres at once, with
+// c = gamma step^2 and j0 = (n - 1) / 2: it needs gamma half-span^2 =
+// c j0^2 <= 40 (f and C_j within [e^-40, e^40]), c (n - 2) <= 40 (the
+// ratios) and, where the ratio v underflows (2 gamma step |x| > 87), every
+// basis value to be below e^-100 already: 43.5 / sqrt(c) - j0 sqrt(c) >= 10.
+inline bool Walkable(double c, int64 n) {
+  const double j0 = double(n - 1) / 2.0;
+  return c * j0 * j0 <= 40.0 && c * double(n - 2) <= 40.0 &&
+         43.5 / std::sqrt(c) - j0 * std::sqrt(c) >= 10.0;
+}
+
+// Fewest centres per walk run: a run costs two exponentials, a centre in
+// direct mode one.
+constexpr int64 kMinWalkRun = 3;
+
+// Runs of a 1D walk over D centres: the fewest runs of equal length (within
+// one) that Walkable allows, none (direct mode) if that takes runs shorter
+// than kMinWalkRun. gamma boundary^2 grows with D^2 at a fixed overlap, so
+// the default gamma walks D <= 36 in one run, D = 37..72 in two.
+inline int64 WalkRunCount(double c, int64 D) {
+  for (int64 n = 1; n == 1 || (D + n - 1) / n >= kMinWalkRun; ++n) {
+    if (Walkable(c, (D + n - 1) / n)) return n;
+  }
+  return 0;
+}
+
 // Host-side setup shared by all CPU functors.
 template <typename A>
 struct Setup {
   KafCpuParams<A> params;
-  std::vector<A> d, scale;
+  // Per centre: its place on the whole grid (d), and its C_j, its position
+  // and its mirror (the centre at the same place from the run's other end)
+  // within its walk run (one run when the ops do not walk).
+  std::vector<A> d, scale, run_d;
+  std::vector<int64> mirror;
+  std::vector<WalkRun<A>> runs;
   bool fold = false;  // 1D walk mode: C_j folded into the tables
 
   Setup(const KafConfig& config, bool two_d) {
     const int64 D = config.num_centres;
-    const double boundary = config.boundary;
-    const double gamma = config.gamma;
-    const double step = 2.0 * boundary / double(D - 1);
-    const double c = gamma * step * step;
-    const double j0 = double(D - 1) / 2.0;
+    const double step = 2.0 * config.boundary / double(D - 1);
+    const double c = config.gamma * step * step;
     d.resize(D);
-    scale.resize(D);
     for (int64 i = 0; i < D; ++i) {
-      d[i] = static_cast<A>(-boundary + double(i) * step);
-      const double k = double(i) - j0;
-      scale[i] = static_cast<A>(std::exp(-c * k * k));  // exp(-gamma d_i^2)
+      d[i] = static_cast<A>(-config.boundary + double(i) * step);
     }
-    d[D - 1] = static_cast<A>(boundary);
-    KafCpuParams<A>& p = params;
-    p.D = D;
-    p.boundary = static_cast<A>(boundary);
-    p.gamma = static_cast<A>(gamma);
-    p.two_gs = static_cast<A>(2.0 * gamma * step);
-    p.gb2 = static_cast<A>(c * j0 * j0);  // gamma boundary^2
-    p.hi = KafClampLimit<A>(config);
+    d[D - 1] = static_cast<A>(config.boundary);
+    const bool gaussian = two_d || config.kernel == KafKernel::kGaussian;
+    const int64 count = two_d ? int64(Walkable(c, D)) : WalkRunCount(c, D);
+    scale.resize(D);
+    run_d.resize(D);
+    mirror.resize(D);
+    params = MakeRun(config, 0, D, step, c).params;  // then the runs' own
+    runs.resize(gaussian && count > 0 ? count : 1);
+    const int64 num_runs = int64(runs.size());
+    for (int64 r = 0, first = 0; r < num_runs; ++r) {
+      const int64 n = D / num_runs + (r < D % num_runs ? 1 : 0);
+      runs[r] = MakeRun(config, first, n, step, c);
+      first += n;
+    }
+    params.walk = gaussian && count > 0;
+    params.d = d.data();
+    params.scale = scale.data();
+    params.num_runs = num_runs;
+    params.runs = runs.data();
+    fold = params.walk && !two_d;
+  }
+
+ private:
+  // The run of n centres from `first`, filling its entries of scale, run_d
+  // and mirror. The whole grid as one run gives the call's own constants.
+  WalkRun<A> MakeRun(const KafConfig& config, int64 first, int64 n,
+                     double step, double c) {
+    const int64 D = config.num_centres;
+    const double j0 = double(n - 1) / 2.0;
+    KafConfig local = config;
+    local.boundary = config.boundary * (double(n - 1) / double(D - 1));
+    WalkRun<A> run;
+    run.first = first;
+    run.shift = static_cast<A>((double(first) + j0 - double(D - 1) / 2.0) *
+                               step);  // 0 for the whole grid
+    KafCpuParams<A>& p = run.params;
+    p.D = n;
+    p.boundary = static_cast<A>(local.boundary);
+    p.gamma = static_cast<A>(config.gamma);
+    p.two_gs = static_cast<A>(2.0 * config.gamma * step);
+    p.gb2 = static_cast<A>(c * j0 * j0);  // gamma half-span^2
+    p.hi = KafClampLimit<A>(local);
     p.lo = -p.hi;
-    // Walk mode (kaf_cpu_simd.h) needs gamma boundary^2 = c j0^2 <= 40 (f
-    // and C_j within [e^-40, e^40]), c (D - 2) <= 40 (the ratios) and, where
-    // the ratio v underflows (2 gamma step |x| > 87), every basis value to
-    // be below e^-100 already: 43.5 / sqrt(c) - j0 sqrt(c) >= 10.
-    p.walk = (two_d || config.kernel == KafKernel::kGaussian) &&
-             c * j0 * j0 <= 40.0 && c * double(D - 2) <= 40.0 &&
-             43.5 / std::sqrt(c) - j0 * std::sqrt(c) >= 10.0;
-    fold = p.walk && !two_d;
-    p.d = d.data();
-    p.scale = scale.data();
+    p.walk = true;
+    for (int64 i = 0; i < n; ++i) {
+      const double k = double(i) - j0;
+      scale[first + i] = static_cast<A>(std::exp(-c * k * k));
+      run_d[first + i] = static_cast<A>(-local.boundary + double(i) * step);
+      mirror[first + i] = first + n - 1 - i;
+    }
+    run_d[first + n - 1] = p.boundary;
+    p.d = run_d.data() + first;
+    p.scale = scale.data() + first;
+    return run;
   }
 };
 
@@ -151,9 +227,10 @@ inline void Convert(const From* from, To* to, int64 n) {
 }
 
 // Coefficient tables (kaf_cpu_simd.h). 1D: per channel [D][3] entries
-// (alpha_j C_j, alpha_{D-1-j} C_j, alpha_j C_j d_j), C_j = 1 unless walk
-// mode; 2D: per channel pair the D*D coefficients. Blocked:
-// [ceil(rows/W)][K][W], zero padded; otherwise [rows][K].
+// (alpha_j C_j, alpha_m C_j, alpha_j C_j d_j) with C_j, m (the mirror of j)
+// and d_j within j's walk run (Setup), C_j = 1 unless walk mode; 2D: per
+// channel pair the D*D coefficients. Blocked: [ceil(rows/W)][K][W], zero
+// padded; otherwise [rows][K].
 template <typename A, typename T>
 AlignedBuffer<A> MakeTable(const CpuDevice& device,
                            const Setup<A>& setup, const T* alpha, int64 rows,
@@ -182,8 +259,9 @@ AlignedBuffer<A> MakeTable(const CpuDevice& device,
             const A cj = fold ? scale[j] : A(1);
             const A aj = static_cast<A>(a[j]) * cj;
             o[(kTab1d * j) * lanes] = aj;
-            o[(kTab1d * j + 1) * lanes] = static_cast<A>(a[D - 1 - j]) * cj;
-            o[(kTab1d * j + 2) * lanes] = aj * setup.d[j];
+            o[(kTab1d * j + 1) * lanes] =
+                static_cast<A>(a[setup.mirror[j]]) * cj;
+            o[(kTab1d * j + 2) * lanes] = aj * setup.run_d[j];
           }
         }
       }

@@ -34,12 +34,14 @@
 // exp(-g (x - d_i)^2) = exp(-g (-x - d_{D-1-i})^2); the tables hold both
 // orders) and walks from d_{D-1} downwards. Then v <= 1 always: beyond the
 // grid the walk goes outwards from the nearest centre, where the values only
-// decrease, as in the scheme; inside it f stays within
-// [1, e^{g boundary^2}]. kaf_cpu.cc enables walk mode only when
-// g boundary^2 <= 40 and g step^2 (D - 2) <= 40 (nothing overflows, C_j and
-// alpha C_j stay normal) and where v can underflow every basis value is
-// already below e^-100; otherwise (narrow Gaussians, very large D) every
-// centre gets its own exponential (direct mode). x is first clamped to
+// decrease; inside it f stays within [1, e^{g boundary^2}]. kaf_cpu.cc
+// walks D centres at once only when g boundary^2 <= 40 and
+// g step^2 (D - 2) <= 40 (nothing overflows, C_j and alpha C_j stay normal)
+// and where v can underflow every basis value is already below e^-100.
+// Otherwise it splits the centres into runs that meet these bounds, each a
+// KAF of its own about its middle (WalkRunsForwardTile); where even runs of
+// 3 centres would not (very narrow Gaussians), every centre gets its own
+// exponential (direct mode). x is first clamped to
 // [-boundary - L, boundary + L] with g L^2 = 800, where every basis value is
 // exactly 0 in float and double, so +-Inf and 1e30 give finite zeros (never
 // 0 * inf); NaN fails every comparison, passes the clamps and comes out as
@@ -417,6 +419,12 @@ TFKAF_AI void WalkBackward(const KafCpuParams<A>& p,
   }
 }
 
+// Table entry `first` * kTab1d onwards (1D tables; see TabAt).
+template <typename A, bool kUniform>
+TFKAF_AI const A* TabFrom(const A* tab, int64 first) {
+  return tab + kTab1d * first * (kUniform ? 1 : Simd<A>::W);
+}
+
 // 1D forward, one vector, any kernel (Gaussian in direct mode). tab:
 // [D][kTab1d], entry (j, 0) = alpha_j. scratch: 2 D vectors.
 template <typename A, KafKernel K, bool kUniform>
@@ -754,6 +762,111 @@ TFKAF_AI void AddLaneSums(const typename Simd<A>::V* acc, int64 n, A* dA) {
   }
 }
 
+// Walk mode in several runs (kaf_cpu.cc, WalkRun): each run of centres is
+// a KAF of its own, symmetric about its `shift`, walked on x - shift from
+// its own end nearest to x; y and dx sum the runs, run after run over the
+// whole tile (the outputs never alias the inputs). Tile loops of their own:
+// the run loop inside ForwardTile's batch slowed one-run walks by ~25%.
+//
+// Calls body(r, run, shift, tab_at) for run r of p: shift broadcast,
+// tab_at(column) the run's entries of a column's table.
+template <typename A, bool kUniform, typename Body>
+TFKAF_AI void ForEachWalkRun(const KafCpuParams<A>& p, const A* tab,
+                             Body body) {
+  const int64 tab_block = kTab1d * p.D * Simd<A>::W;
+  for (int64 r = 0; r < p.num_runs; ++r) {
+    const WalkRun<A>& run = p.runs[r];
+    auto tab_at = [&](int64 column) {
+      return TabFrom<A, kUniform>(
+          TabColumn<A, kUniform>(tab, tab_block, column), run.first);
+    };
+    body(r, run, Simd<A>::Bc(run.shift), tab_at);
+  }
+}
+
+// A run's x: v[u] - shift, u < U.
+template <typename A, int U>
+TFKAF_AI void ShiftBatch(typename Simd<A>::V* v, typename Simd<A>::V shift) {
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) v[u] = v[u] - shift;
+}
+
+// Runs after the first add the sum of those before, stored at p + at[u].
+template <typename A, int U>
+TFKAF_AI void AddEarlierRuns(int64 r, const A* p, const int64* at,
+                             typename Simd<A>::V* v) {
+  if (r == 0) return;
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) v[u] = v[u] + Load(p + at[u]);
+}
+
+template <typename A, bool kUniform>
+__attribute__((noinline)) void WalkRunsForwardTile(const KafCpuParams<A>& p,
+                                                   const Tile& t, const A* x,
+                                                   A* y, const A* tab) {
+  using V = typename Simd<A>::V;
+  constexpr int U = kBatch1dForward;
+  ForEachWalkRun<A, kUniform>(p, tab, [&](int64 r, const WalkRun<A>& run,
+                                          V shift, auto tab_at) {
+    ForEachBatch<U, Simd<A>::W, kUniform>(
+        t,
+        [&](const int64* at, int64 column) {
+          V xv[U], yv[U];
+          LoadBatch<A, U>(x, at, xv);
+          ShiftBatch<A, U>(xv, shift);
+          WalkForward<A, U, kUniform>(run.params, xv, tab_at(column), yv);
+          AddEarlierRuns<A, U>(r, y, at, yv);
+          StoreBatch<A, U>(y, at, yv);
+        },
+        [&](int64 at, int64 lanes, int64 column) {
+          V xv = LoadN(x + at, lanes), yv;
+          ShiftBatch<A, 1>(&xv, shift);
+          WalkForward<A, 1, kUniform>(run.params, &xv, tab_at(column), &yv);
+          if (r > 0) yv = yv + LoadN(y + at, lanes);
+          StoreN(y + at, yv, lanes);
+        });
+  });
+}
+
+// The backward of WalkRunsForwardTile: each run adds to its own centres'
+// dalpha sums (dA as in BackwardTile; kUniform: `acc`, D vectors).
+template <typename A, bool kUniform>
+__attribute__((noinline)) void WalkRunsBackwardTile(
+    const KafCpuParams<A>& p, const Tile& t, const A* dy, const A* x, A* dx,
+    const A* tab, A* dA, typename Simd<A>::V* acc,
+    typename Simd<A>::V* work) {
+  using V = typename Simd<A>::V;
+  constexpr int W = Simd<A>::W;
+  constexpr int U = kBatch1dBackward;
+  ForEachWalkRun<A, kUniform>(p, tab, [&](int64 r, const WalkRun<A>& run,
+                                          V shift, auto tab_at) {
+    auto dA_at = [&](int64 column) {
+      return DAColumn<A, kUniform>(acc, dA, p.D * W, column) + run.first;
+    };
+    ForEachBatch<U, W, kUniform>(
+        t,
+        [&](const int64* at, int64 column) {
+          V xv[U], dyv[U], dxv[U];
+          LoadBatch<A, U>(x, at, xv);
+          LoadBatch<A, U>(dy, at, dyv);
+          ShiftBatch<A, U>(xv, shift);
+          WalkBackward<A, U, kUniform>(run.params, xv, dyv, tab_at(column),
+                                       dA_at(column), work, dxv);
+          AddEarlierRuns<A, U>(r, dx, at, dxv);
+          StoreBatch<A, U>(dx, at, dxv);
+        },
+        [&](int64 at, int64 lanes, int64 column) {
+          V xv = LoadN(x + at, lanes), dxv;
+          const V dyv = LoadN(dy + at, lanes);
+          ShiftBatch<A, 1>(&xv, shift);
+          WalkBackward<A, 1, kUniform>(run.params, &xv, &dyv, tab_at(column),
+                                       dA_at(column), work, &dxv);
+          if (r > 0) dxv = dxv + LoadN(dx + at, lanes);
+          StoreN(dx + at, dxv, lanes);
+        });
+  });
+}
+
 template <typename A, KafKernel K, bool kUniform>
 __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
                                            const Tile& t, const A* x, A* y,
@@ -765,6 +878,10 @@ __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
   V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = kTab1d * p.D * W;  // one table block per column
   const bool walk = K == KafKernel::kGaussian && p.walk;
+  if (walk && p.num_runs > 1) {
+    WalkRunsForwardTile<A, kUniform>(p, t, x, y, tab);
+    return;
+  }
   auto tab_at = [&](int64 column) {
     return TabColumn<A, kUniform>(tab, tab_block, column);
   };
@@ -814,6 +931,11 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
   V* acc = scratch;  // kUniform: per-lane partial sums, D vectors
   V* work = scratch + D;
   if (kUniform) ZeroVectors<A>(acc, D);
+  if (walk && p.num_runs > 1) {
+    WalkRunsBackwardTile<A, kUniform>(p, t, dy, x, dx, tab, dA, acc, work);
+    if (kUniform) AddLaneSums<A>(acc, D, dA);
+    return;
+  }
   auto tab_at = [&](int64 column) {
     return TabColumn<A, kUniform>(tab, tab_block, column);
   };
