@@ -5,7 +5,8 @@ AVX2+FMA, AVX-512F; docs/design.md, section 5) and pick one per process,
 which TFKAF_CPU_PATH can force. Each path runs in its own subprocess, since
 the choice is read once; a path this CPU lacks is skipped with the reason.
 KAF (all three kernels; the Gaussian also with 48 centres, which the CPU
-walks in two runs), 2D-KAF and the spline run forward and backward,
+walks in two runs), 2D-KAF (also on a 30 x 30 grid, two runs a side) and
+the spline run forward and backward,
 channels-last and channels-first, float32 and float64, with sizes that leave
 partial vectors of every width (8 and 16 floats). The spline's paths are
 bitwise identical (same operations, no FMA); KAF's differ by rounding only.
@@ -58,7 +59,7 @@ WORKER = textwrap.dedent("""
       op, axis = name.split("/")[0], int(name.split("/")[2].split(":")[0])
       x, dy = inputs[name + "/x"], tf.constant(inputs[name + "/dy"])
       param = inputs[name + "/param"]
-      if op == "kaf2d":
+      if op.startswith("kaf2d"):
         fn = lambda x, a: ops.kaf2d(x, a, 2.0, axis=axis)
       elif op == "spline":
         fn = lambda x, c: ops.linear_spline(x, c, %r, %r, axis=axis)
@@ -91,6 +92,9 @@ def _inputs():
       x2 = np.concatenate([x, rng.uniform(-3.0, 3.0, shape)], axis)
       cases[("kaf2d", dtype, layout)] = (x2, dy, rng.standard_normal(
           (channels, 36)))
+      # a 30 x 30 grid: the default gamma walks each side in two runs
+      cases[("kaf2d-30", dtype, layout)] = (x2, dy, rng.standard_normal(
+          (channels, 900)))
   out = {}
   for (op, dtype, layout), arrays in cases.items():
     for part, value in zip(("x", "dy", "param"), arrays):
@@ -126,7 +130,7 @@ def _reference(op, x, dy, param, axis):
   if op == "spline":
     y = np_spline(x, param, *X_RANGE, axis=axis)
     return (y,) + np_spline_grad(dy, x, param, *X_RANGE, axis=axis)
-  if op == "kaf2d":
+  if op.startswith("kaf2d"):
     return ((np_kaf2d(x, param, 2.0, axis=axis),) +
             np_kaf2d_grads(dy, x, param, 2.0, axis=axis))
   kernel = op.split("-")[0]  # gaussian-48: 48 centres

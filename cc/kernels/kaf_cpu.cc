@@ -44,13 +44,13 @@ struct KafCpuParams {
   bool walk = false;  // Gaussian recurrence (walk mode) or direct exps
   const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
   const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
-  // 1D walk mode: the centres as runs of consecutive centres, each walked
-  // as a KAF of its own (kaf_cpu_simd.h); 2D-KAF walks its grid side whole.
+  // Walk mode: the centres (2D: of the grid side) as runs of consecutive
+  // centres, each walked as a KAF of its own (kaf_cpu_simd.h).
   int64 num_runs = 0;
   const WalkRun<A>* runs = nullptr;
 };
 
-// Centres first .. first + params.D - 1 of a 1D walk: a KAF of their own,
+// Centres first .. first + params.D - 1 of a walk: a KAF of their own,
 // symmetric about 0 (params.boundary: half their span), on x - shift.
 template <typename A>
 struct WalkRun {
@@ -133,10 +133,11 @@ inline bool Walkable(double c, int64 n) {
 // direct mode one.
 constexpr int64 kMinWalkRun = 3;
 
-// Runs of a 1D walk over D centres: the fewest runs of equal length (within
-// one) that Walkable allows, none (direct mode) if that takes runs shorter
-// than kMinWalkRun. gamma boundary^2 grows with D^2 at a fixed overlap, so
-// the default gamma walks D <= 36 in one run, D = 37..72 in two.
+// Runs of a walk over D centres (2D: the grid side): the fewest runs of
+// equal length (within one) that Walkable allows, none (direct mode) if
+// that takes runs shorter than kMinWalkRun. gamma boundary^2 grows with D^2
+// at a fixed overlap, so KAF's default gamma walks D <= 36 in one run,
+// D = 37..72 in two (2D-KAF's: sides <= 26 in one, 27..52 in two).
 inline int64 WalkRunCount(double c, int64 D) {
   for (int64 n = 1; n == 1 || (D + n - 1) / n >= kMinWalkRun; ++n) {
     if (Walkable(c, (D + n - 1) / n)) return n;
@@ -166,7 +167,7 @@ struct Setup {
     }
     d[D - 1] = static_cast<A>(config.boundary);
     const bool gaussian = two_d || config.kernel == KafKernel::kGaussian;
-    const int64 count = two_d ? int64(Walkable(c, D)) : WalkRunCount(c, D);
+    const int64 count = WalkRunCount(c, D);
     scale.resize(D);
     run_d.resize(D);
     mirror.resize(D);

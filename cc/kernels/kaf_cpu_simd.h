@@ -39,9 +39,9 @@
 // g step^2 (D - 2) <= 40 (nothing overflows, C_j and alpha C_j stay normal)
 // and where v can underflow every basis value is already below e^-100.
 // Otherwise it splits the centres into runs that meet these bounds, each a
-// KAF of its own about its middle (WalkRunsForwardTile); where even runs of
-// 3 centres would not (very narrow Gaussians), every centre gets its own
-// exponential (direct mode). x is first clamped to
+// KAF of its own about its middle (WalkRunsForwardTile, GaussBasisN);
+// where even runs of 3 centres would not (very narrow Gaussians), every
+// centre gets its own exponential (direct mode). x is first clamped to
 // [-boundary - L, boundary + L] with g L^2 = 800, where every basis value is
 // exactly 0 in float and double, so +-Inf and 1e30 give finite zeros (never
 // 0 * inf); NaN fails every comparison, passes the clamps and comes out as
@@ -257,30 +257,16 @@ TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
   S::template ExpN<N>(v);
 }
 
-// Exact Gaussian basis E[i] = exp(-gamma (x - d_i)^2) in natural order (both
-// modes); Em: D vectors of scratch. Returns x clamped.
+// Exact Gaussian basis E[i] = exp(-gamma (x - d_i)^2), one exponential per
+// centre (direct mode; walk mode: WalkStart and its callers). Returns x
+// clamped.
 template <typename A>
 TFKAF_AI typename Simd<A>::V GaussBasis(const KafCpuParams<A>& p,
                                        typename Simd<A>::V x,
-                                       typename Simd<A>::V* E,
-                                       typename Simd<A>::V* Em) {
+                                       typename Simd<A>::V* E) {
   using S = Simd<A>;
   using V = typename S::V;
-  using I = typename S::I;
   const int64 D = p.D;
-  if (p.walk) {
-    I neg;
-    V xc, f, v;
-    WalkStart<A, 1>(p, &x, &neg, &xc, &f, &v);
-    for (int64 j = 0; j < D; ++j) {
-      Em[j] = f;
-      f = f * v;
-    }
-    for (int64 i = 0; i < D; ++i) {
-      E[i] = (neg ? Em[i] : Em[D - 1 - i]) * S::Bc(p.scale[i]);
-    }
-    return xc;
-  }
   const V xc = Clamp(p, x);
   for (int64 i = 0; i < D; ++i) {
     const V t = xc - S::Bc(p.d[i]);
@@ -289,25 +275,20 @@ TFKAF_AI typename Simd<A>::V GaussBasis(const KafCpuParams<A>& p,
   return xc;
 }
 
-// GaussBasis for N vectors at once (the exponentials interleave): E and Em
-// hold N * D vectors ([n][i]); xc receives the clamped x.
+// Walk mode for N vectors: the basis of q's centres in natural order into
+// E[n * stride + i] (the exponentials interleave, then each lane's walk is
+// put in centre order); Em: N * q.D vectors of scratch. xc: x clamped.
 template <typename A, int N>
-TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
-                          const typename Simd<A>::V* x,
-                          typename Simd<A>::V* E, typename Simd<A>::V* Em,
-                          typename Simd<A>::V* xc) {
+TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
+                         const typename Simd<A>::V* x, typename Simd<A>::V* E,
+                         int64 stride, typename Simd<A>::V* Em,
+                         typename Simd<A>::V* xc) {
   using S = Simd<A>;
   using V = typename S::V;
-  using I = typename S::I;
-  const int64 D = p.D;
-  if (!p.walk) {
-    TFKAF_UNROLL
-    for (int n = 0; n < N; ++n) xc[n] = GaussBasis<A>(p, x[n], E + n * D, Em);
-    return;
-  }
-  I neg[N];
+  const int64 D = q.D;
+  typename S::I neg[N];
   V f[N], v[N];
-  WalkStart<A, N>(p, x, neg, xc, f, v);
+  WalkStart<A, N>(q, x, neg, xc, f, v);
   for (int64 j = 0; j < D; ++j) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
@@ -316,13 +297,44 @@ TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
     }
   }
   for (int64 i = 0; i < D; ++i) {
-    const V c = S::Bc(p.scale[i]);
+    const V c = S::Bc(q.scale[i]);
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
       const V* m = Em + n * D;
-      E[n * D + i] = (neg[n] ? m[i] : m[D - 1 - i]) * c;
+      E[n * stride + i] = (neg[n] ? m[i] : m[D - 1 - i]) * c;
     }
   }
+}
+
+// The Gaussian basis of N vectors in natural order, in either mode: E and
+// Em hold N * D vectors ([n][i]); xc receives the clamped x. Walk mode in
+// several runs (kaf_cpu.cc, WalkRun) fills each run's centres from x - its
+// shift.
+template <typename A, int N>
+TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
+                          const typename Simd<A>::V* x,
+                          typename Simd<A>::V* E, typename Simd<A>::V* Em,
+                          typename Simd<A>::V* xc) {
+  using V = typename Simd<A>::V;
+  const int64 D = p.D;
+  if (!p.walk) {
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) xc[n] = GaussBasis<A>(p, x[n], E + n * D);
+    return;
+  }
+  if (p.num_runs == 1) {
+    WalkBasisN<A, N>(p, x, E, D, Em, xc);
+    return;
+  }
+  for (int64 r = 0; r < p.num_runs; ++r) {
+    const WalkRun<A>& run = p.runs[r];
+    V xr[N], unused[N];
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) xr[n] = x[n] - Simd<A>::Bc(run.shift);
+    WalkBasisN<A, N>(run.params, xr, E + run.first, D, Em, unused);
+  }
+  TFKAF_UNROLL
+  for (int n = 0; n < N; ++n) xc[n] = Clamp(p, x[n]);
 }
 
 // ---------------------------------------------------------------------------
@@ -426,7 +438,7 @@ TFKAF_AI const A* TabFrom(const A* tab, int64 first) {
 }
 
 // 1D forward, one vector, any kernel (Gaussian in direct mode). tab:
-// [D][kTab1d], entry (j, 0) = alpha_j. scratch: 2 D vectors.
+// [D][kTab1d], entry (j, 0) = alpha_j. scratch: D vectors.
 template <typename A, KafKernel K, bool kUniform>
 TFKAF_AI typename Simd<A>::V Forward1(const KafCpuParams<A>& p,
                                      typename Simd<A>::V x, const A* tab,
@@ -438,7 +450,7 @@ TFKAF_AI typename Simd<A>::V Forward1(const KafCpuParams<A>& p,
   V acc = zero;
   if (K == KafKernel::kGaussian) {
     V* E = scratch;
-    GaussBasis<A>(p, x, E, scratch + D);
+    GaussBasis<A>(p, x, E);
     for (int64 i = 0; i < D; ++i) {
       acc = acc + TabAt<A, kUniform>(tab, kTab1d * i) * E[i];
     }
@@ -459,7 +471,7 @@ TFKAF_AI typename Simd<A>::V Forward1(const KafCpuParams<A>& p,
 }
 
 // 1D backward, one vector, any kernel (Gaussian in direct mode): dx; adds
-// dy * k(x, d_i) to dA[i]. scratch: 2 D vectors.
+// dy * k(x, d_i) to dA[i]. scratch: D vectors.
 template <typename A, KafKernel K, bool kUniform>
 TFKAF_AI typename Simd<A>::V Backward1(const KafCpuParams<A>& p,
                                       typename Simd<A>::V x,
@@ -474,7 +486,7 @@ TFKAF_AI typename Simd<A>::V Backward1(const KafCpuParams<A>& p,
   V acc = zero;
   if (K == KafKernel::kGaussian) {
     V* E = scratch;
-    const V xc = GaussBasis<A>(p, x, E, scratch + D);
+    const V xc = GaussBasis<A>(p, x, E);
     for (int64 i = 0; i < D; ++i) {
       const V e = E[i];
       acc = acc + (TabAt<A, kUniform>(tab, kTab1d * i) * e) *
