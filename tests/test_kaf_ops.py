@@ -579,7 +579,13 @@ def test_kaf2d_tiling(shape, axis, rng):
                              atol=1e-9)
 
 
-@pytest.mark.parametrize("d,gamma", [(2, None), (10, 30.0), (40, None)])
+@pytest.mark.parametrize("d,gamma", [
+    (2, None),
+    (10, 30.0),   # narrow: one exponential per centre
+    (26, None),   # the longest one-run walk at the default gamma
+    (30, None),   # the CPU walks two runs of 15
+    (12, 12.0),   # two runs of 6
+    (40, None)])  # two runs of 20
 def test_kaf2d_parameter_regimes(d, gamma, rng):
   x = np.concatenate([rng.normal(0.0, 2.0, (30, 6)),
                       rng.uniform(-20.0, 20.0, (30, 6))])
@@ -702,6 +708,12 @@ _KAF_ERRORS = [
      "boundary must be a positive finite number of at least 1.17549e-38"),
     ("gamma_float32_overflow", dict(gamma=1e39),
      "gamma must be a positive finite"),
+    # The default gamma 1 / (8 step^2) = 5e59 does not fit in float32, in
+    # which the float kernels compute.
+    ("gamma_derived_overflow", dict(boundary=1e-30),
+     r"gamma must be a positive finite number of at most 3\.40282e\+38 "
+     r"\(the largest float32\), got [\d.]+e\+59: the default for "
+     r"boundary 1e-30 and 5 centres; pass gamma, or a boundary nearer 1"),
 ]
 
 

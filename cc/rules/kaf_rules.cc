@@ -93,7 +93,14 @@ Verdict CheckKaf(const KafAttrs& attrs, const Dims& x, const Dims& alpha,
     gamma = 0.0;
     if (d != kUnknownDim) {
       gamma = DefaultKafGamma(attrs.boundary, d, attrs.two_d);
-      TFKAF_RETURN_IF_PROBLEM(CheckKafScale("gamma", gamma));
+      const Verdict derived = CheckKafScale("gamma", gamma);
+      if (!derived.ok()) {
+        return Verdict::Problem(absl::StrCat(
+            derived.message(), ": the default for boundary ",
+            double(attrs.boundary), " and ", d,
+            attrs.two_d ? " centres a side" : " centres",
+            "; pass gamma, or a boundary nearer 1"));
+      }
     }
   }
   facts->channel_axis = channel_axis;

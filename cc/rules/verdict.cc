@@ -85,10 +85,16 @@ bool Compatible(const Dims& a, const Dims& b) {
 
 Verdict CheckKafScale(const char* name, double value) {
   constexpr float kSmallestNormal = std::numeric_limits<float>::min();
+  constexpr float kLargest = std::numeric_limits<float>::max();
   if (!(std::isfinite(value) && value >= kSmallestNormal)) {
     return Verdict::Problem(absl::StrCat(
         name, " must be a positive finite number of at least ",
         kSmallestNormal, " (the smallest normal float32), got ", value));
+  }
+  if (value > kLargest) {  // only a derived gamma: attributes are float32
+    return Verdict::Problem(absl::StrCat(
+        name, " must be a positive finite number of at most ", kLargest,
+        " (the largest float32), got ", value));
   }
   return Verdict::Ok();
 }

@@ -75,7 +75,8 @@ ChannelLayout LayoutAround(const Dims& shape, int channel_axis);
 bool Compatible(const Dims& a, const Dims& b);
 
 // The KAF boundary and gamma rule: a positive, finite, normal float32 value
-// (the CPU's flush-to-zero mode would turn a subnormal one into 0).
+// (the CPU's flush-to-zero mode would turn a subnormal one into 0; float
+// kernels compute with gamma in float32, so a derived gamma must fit too).
 // The float overload checks a float32 attribute as it is, also on threads
 // that flush subnormals.
 Verdict CheckKafScale(const char* name, double value);
