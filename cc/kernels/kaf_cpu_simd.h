@@ -307,10 +307,11 @@ TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
 }
 
 // The Gaussian basis of N vectors in natural order, in either mode: E and
-// Em hold N * D vectors ([n][i]); xc receives the clamped x. Walk mode in
-// several runs (kaf_cpu.cc, WalkRun) fills each run's centres from x - its
-// shift.
-template <typename A, int N>
+// Em hold N * D vectors ([n][i]); xc receives the clamped x. kRuns: walk
+// mode in several runs (kaf_cpu.cc, WalkRun), each run's centres from
+// x - its shift (a separate instantiation: the run loop beside the one-run
+// walk slowed 2D-KAF's forward by ~10% at D = 10).
+template <typename A, int N, bool kRuns>
 TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
                           const typename Simd<A>::V* x,
                           typename Simd<A>::V* E, typename Simd<A>::V* Em,
@@ -322,19 +323,19 @@ TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
     for (int n = 0; n < N; ++n) xc[n] = GaussBasis<A>(p, x[n], E + n * D);
     return;
   }
-  if (p.num_runs == 1) {
-    WalkBasisN<A, N>(p, x, E, D, Em, xc);
-    return;
-  }
-  for (int64 r = 0; r < p.num_runs; ++r) {
-    const WalkRun<A>& run = p.runs[r];
-    V xr[N], unused[N];
+  if constexpr (kRuns) {
+    for (int64 r = 0; r < p.num_runs; ++r) {
+      const WalkRun<A>& run = p.runs[r];
+      V xr[N], unused[N];
+      TFKAF_UNROLL
+      for (int n = 0; n < N; ++n) xr[n] = x[n] - Simd<A>::Bc(run.shift);
+      WalkBasisN<A, N>(run.params, xr, E + run.first, D, Em, unused);
+    }
     TFKAF_UNROLL
-    for (int n = 0; n < N; ++n) xr[n] = x[n] - Simd<A>::Bc(run.shift);
-    WalkBasisN<A, N>(run.params, xr, E + run.first, D, Em, unused);
+    for (int n = 0; n < N; ++n) xc[n] = Clamp(p, x[n]);
+  } else {
+    WalkBasisN<A, N>(p, x, E, D, Em, xc);
   }
-  TFKAF_UNROLL
-  for (int n = 0; n < N; ++n) xc[n] = Clamp(p, x[n]);
 }
 
 // ---------------------------------------------------------------------------
@@ -535,7 +536,7 @@ TFKAF_AI void TabDot(const A* tab, int64 first, int64 step, int64 D,
 
 // 2D-KAF forward. tab: [D*D] entries, k = b * D + a for (x1 - d_a, x2 - d_b).
 // scratch: 3 U D vectors.
-template <typename A, int U, bool kUniform>
+template <typename A, int U, bool kUniform, bool kRuns>
 TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
                        const typename Simd<A>::V* x2, const A* tab,
                        typename Simd<A>::V* scratch, typename Simd<A>::V* y) {
@@ -546,8 +547,8 @@ TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
   V* E2 = scratch + U * D;   // [U][D]
   V* Em = scratch + 2 * U * D;
   V xc[U];
-  GaussBasisN<A, U>(p, x1, E1, Em, xc);
-  GaussBasisN<A, U>(p, x2, E2, Em, xc);
+  GaussBasisN<A, U, kRuns>(p, x1, E1, Em, xc);
+  GaussBasisN<A, U, kRuns>(p, x2, E2, Em, xc);
   V acc[U];
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
@@ -604,7 +605,7 @@ TFKAF_AI void Backward2Rows(const KafCpuParams<A>& p,
 
 // 2D-KAF backward: dx1, dx2 for each vector; adds sum_u dy_u E1_u[a] E2_u[b]
 // to dA[b * D + a]. scratch: 3 U D vectors.
-template <typename A, int U, bool kUniform>
+template <typename A, int U, bool kUniform, bool kRuns>
 TFKAF_AI void Backward2(const KafCpuParams<A>& p,
                         const typename Simd<A>::V* x1,
                         const typename Simd<A>::V* x2,
@@ -618,8 +619,8 @@ TFKAF_AI void Backward2(const KafCpuParams<A>& p,
   V* E2 = scratch + U * D;
   V* Em = scratch + 2 * U * D;
   V xc1[U], xc2[U], acc1[U], acc2[U];
-  GaussBasisN<A, U>(p, x1, E1, Em, xc1);
-  GaussBasisN<A, U>(p, x2, E2, Em, xc2);
+  GaussBasisN<A, U, kRuns>(p, x1, E1, Em, xc1);
+  GaussBasisN<A, U, kRuns>(p, x2, E2, Em, xc2);
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) {
     acc1[u] = S::Bc(A(0));
@@ -990,13 +991,14 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
 }
 
 // 2D: x1 / x2 / dx1 / dx2 are the two channel halves (same offsets), y / dy
-// the output (row stride y_stride / dy_stride instead of t.stride).
-template <typename A, bool kUniform>
-__attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
-                                            const Tile& t, const A* x1,
-                                            const A* x2, A* y,
-                                            int64 y_stride, const A* tab,
-                                            A* scratch_lanes) {
+// the output (row stride y_stride / dy_stride instead of t.stride). kRuns:
+// walk mode in several runs a side (GaussBasisN).
+template <typename A, bool kUniform, bool kRuns>
+__attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
+                                              const Tile& t, const A* x1,
+                                              const A* x2, A* y,
+                                              int64 y_stride, const A* tab,
+                                              A* scratch_lanes) {
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
@@ -1013,7 +1015,7 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
         int64 out[U];
         LoadBatch<A, U>(x1, at, a);
         LoadBatch<A, U>(x2, at, b);
-        Forward2<A, U, kUniform>(p, a, b, tab_at(column), scratch, yv);
+        Forward2<A, U, kUniform, kRuns>(p, a, b, tab_at(column), scratch, yv);
         MapOffsets<U, kUniform>(t, y_stride, at, out);
         StoreBatch<A, U>(y, out, yv);
       },
@@ -1021,15 +1023,16 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
         const V a = LoadN(x1 + at, lanes);
         const V b = LoadN(x2 + at, lanes);
         V yv;
-        Forward2<A, 1, kUniform>(p, &a, &b, tab_at(column), scratch, &yv);
+        Forward2<A, 1, kUniform, kRuns>(p, &a, &b, tab_at(column), scratch,
+                                        &yv);
         int64 out;
         MapOffsets<1, kUniform>(t, y_stride, &at, &out);
         StoreN(y + out, yv, lanes);
       });
 }
 
-template <typename A, bool kUniform>
-__attribute__((noinline)) void Backward2Tile(
+template <typename A, bool kUniform, bool kRuns>
+__attribute__((noinline)) void Backward2TileOf(
     const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
     const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
     A* scratch_lanes) {
@@ -1058,8 +1061,8 @@ __attribute__((noinline)) void Backward2Tile(
         LoadBatch<A, U>(x1, at, a);
         LoadBatch<A, U>(x2, at, b);
         LoadBatch<A, U>(dy, out, g);
-        Backward2<A, U, kUniform>(p, a, b, g, tab_at(column), dA_at(column),
-                                  work, d1, d2);
+        Backward2<A, U, kUniform, kRuns>(p, a, b, g, tab_at(column),
+                                         dA_at(column), work, d1, d2);
         StoreBatch<A, U>(dx1, at, d1);
         StoreBatch<A, U>(dx2, at, d2);
       },
@@ -1070,12 +1073,41 @@ __attribute__((noinline)) void Backward2Tile(
         MapOffsets<1, kUniform>(t, dy_stride, &at, &out);
         const V g = LoadN(dy + out, lanes);
         V d1, d2;
-        Backward2<A, 1, kUniform>(p, &a, &b, &g, tab_at(column),
-                                  dA_at(column), work, &d1, &d2);
+        Backward2<A, 1, kUniform, kRuns>(p, &a, &b, &g, tab_at(column),
+                                         dA_at(column), work, &d1, &d2);
         StoreN(dx1 + at, d1, lanes);
         StoreN(dx2 + at, d2, lanes);
       });
   if (kUniform) AddLaneSums<A>(acc, D2, dA);
+}
+
+template <typename A, bool kUniform>
+__attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
+                                            const Tile& t, const A* x1,
+                                            const A* x2, A* y,
+                                            int64 y_stride, const A* tab,
+                                            A* scratch) {
+  if (p.walk && p.num_runs > 1) {
+    Forward2TileOf<A, kUniform, true>(p, t, x1, x2, y, y_stride, tab,
+                                      scratch);
+  } else {
+    Forward2TileOf<A, kUniform, false>(p, t, x1, x2, y, y_stride, tab,
+                                       scratch);
+  }
+}
+
+template <typename A, bool kUniform>
+__attribute__((noinline)) void Backward2Tile(
+    const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
+    const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
+    A* scratch) {
+  if (p.walk && p.num_runs > 1) {
+    Backward2TileOf<A, kUniform, true>(p, t, dy, dy_stride, x1, x2, dx1,
+                                       dx2, tab, dA, scratch);
+  } else {
+    Backward2TileOf<A, kUniform, false>(p, t, dy, dy_stride, x1, x2, dx1,
+                                        dx2, tab, dA, scratch);
+  }
 }
 
 #undef TFKAF_UNROLL
