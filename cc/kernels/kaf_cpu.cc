@@ -157,6 +157,9 @@ struct Setup {
   std::vector<WalkRun<A>> runs;
   bool fold = false;  // 1D walk mode: C_j folded into the tables
 
+  // params and runs point into the vectors: never copied.
+  Setup(const Setup&) = delete;
+  Setup& operator=(const Setup&) = delete;
   Setup(const KafConfig& config, bool two_d) {
     const int64 D = config.num_centres;
     const double step = 2.0 * config.boundary / double(D - 1);
