@@ -250,16 +250,13 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
 
 
 def ratios(records):
-  """{(op, pass): {variant: paired ratio to relu}} from `run`'s timed
-  records (`relu_ratio`, or ms over relu's ms for records without one)."""
+  """{(op, pass): {variant: relu_ratio}} from `run`'s timed records."""
   table = {}
   for record in records:
     if "ms" in record:
       table.setdefault((record["op"], record["pass"]), {})[
-          record["variant"]] = record
-  return {key: {v: r.get("relu_ratio", r["ms"] / row["relu"]["ms"])
-                for v, r in row.items()}
-          for key, row in table.items() if "relu" in row}
+          record["variant"]] = record["relu_ratio"]
+  return table
 
 
 def ratio_table(records):
