@@ -69,16 +69,26 @@ struct SimdType<float> {
   static constexpr int W = TFKAF_SIMD_BYTES / 4;
   static TFKAF_AI V Bc(float s) { return s - V{}; }
   static TFKAF_AI I BcI(std::int32_t s) { return s - I{}; }
-  // exp: accurate to ~1 ulp for a in [-87.3, 88]; 0 below (the smallest
-  // normal float). Cephes' polynomial, finished as p r^2 + r + 1.
-  static constexpr float kExpLo = -87.33654f, kExpHi = 88.0f;
+  // exp (Simd::ExpN): accurate to ~1 ulp down to -87.3 (the smallest
+  // normal float), subnormal below, 0 from kExpZero = -127 ln 2 down.
+  // Cephes' polynomial (ExpReduced).
+  static constexpr float kExpZero = -88.0296919f;
   static constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: rounds to int
   static constexpr float kLog2e = 1.44269504088896341f;
   static constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   static constexpr float kExpPoly[] = {
       1.9875691500E-4f, 1.3981999507E-3f, 8.3334519073E-3f,
       4.1665795894E-2f, 1.6666665459E-1f, 5.0000001201E-1f};
-  static TFKAF_AI V ExpFinish(V p, V r) { return p * (r * r) + r + Bc(1.0f); }
+  // exp(r) for |r| <= ln 2 / 2: p(r) r^2 + r + 1, p evaluated by Estrin's
+  // scheme (three dependent steps instead of Horner's five; the exponentials
+  // head the walk's dependency chains).
+  static TFKAF_AI V ExpReduced(V r) {
+    const float* c = kExpPoly;
+    const V r2 = r * r, r4 = r2 * r2;
+    const V p = (Bc(c[0]) * r + Bc(c[1])) * r4 +
+                ((Bc(c[2]) * r + Bc(c[3])) * r2 + (Bc(c[4]) * r + Bc(c[5])));
+    return p * r2 + r + Bc(1.0f);
+  }
   static constexpr int kExpBias = 127, kExpShift = 23;
   static constexpr int kLog1pTop = 13;  // atanh series to z^13
   static constexpr std::int32_t kAbsMask = 0x7fffffff;
@@ -91,7 +101,7 @@ struct SimdType<double> {
   static constexpr int W = TFKAF_SIMD_BYTES / 8;
   static TFKAF_AI V Bc(double s) { return s - V{}; }
   static TFKAF_AI I BcI(std::int64_t s) { return s - I{}; }
-  static constexpr double kExpLo = -708.39, kExpHi = 709.0;
+  static constexpr double kExpZero = -709.089565712824;  // -1023 ln 2
   static constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double kLog2e = 1.4426950408889634;
   static constexpr double kLn2Hi = 6.93145751953125E-1;
@@ -103,7 +113,15 @@ struct SimdType<double> {
       1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
       1.0 / 24.0,         1.0 / 6.0,         0.5,
       1.0,                1.0};
-  static TFKAF_AI V ExpFinish(V p, V) { return p; }
+  // exp(r), Horner's rule.
+  static TFKAF_AI V ExpReduced(V r) {
+    V p = Bc(kExpPoly[0]);
+    TFKAF_UNROLL
+    for (int c = 1; c < int(sizeof(kExpPoly) / sizeof(double)); ++c) {
+      p = p * r + Bc(kExpPoly[c]);
+    }
+    return p;
+  }
   static constexpr int kExpBias = 1023, kExpShift = 52;
   static constexpr int kLog1pTop = 35;
   static constexpr std::int64_t kAbsMask = 0x7fffffffffffffffLL;
@@ -117,11 +135,17 @@ struct Simd : SimdType<A> {
   using T::Bc;
   using T::BcI;
 
-  // exp(a[k]) for k < N, in place: 2^n exp(r), r = a - n ln 2 (ln 2 in two
-  // parts), exp(r) by the polynomial kExpPoly; 0 below kExpLo, NaN stays NaN.
-  // Evaluated in groups of at most kExpGroup, stage by stage within a group
-  // so that its evaluations interleave: a group's state (r, the polynomial
-  // and the scale 2^n per evaluation) stays in registers (16 on AVX2).
+  // exp(a[k]) for k < N, in place, for a[k] <= 88 (every caller's argument
+  // is at most 40: g boundary^2 in walk mode, else -g t^2 or -|t|): 2^n
+  // exp(r), r = a - n ln 2 (ln 2 in two parts), exp(r) by the polynomial
+  // kExpPoly; NaN stays NaN. a is first raised to kExpZero (one max, NaN
+  // failing the comparison), where n = -bias: the scale 2^n is then built
+  // with a zero exponent field, i.e. it is +0, and so is the result. Between
+  // kExpZero and the smallest normal the result is subnormal (with
+  // TensorFlow's flush-to-zero, 0). Evaluated in groups of at most
+  // kExpGroup independent evaluations, which interleave while a group's
+  // state (r, the polynomial's terms, the scale 2^n) stays in registers (16
+  // on AVX2).
   template <int N>
   static TFKAF_AI void ExpN(V* a) {
     constexpr int kExpGroup = 4;
@@ -134,29 +158,20 @@ struct Simd : SimdType<A> {
   }
   template <int N>
   static TFKAF_AI void ExpGroup(V* a) {
-    const V lo = Bc(T::kExpLo), hi = Bc(T::kExpHi), magic = Bc(T::kMagic);
-    constexpr int kTerms = sizeof(T::kExpPoly) / sizeof(A);
-    V r[N], p[N], scale[N];
+    const V lo = Bc(T::kExpZero), magic = Bc(T::kMagic);
+    V r[N], scale[N];
     TFKAF_UNROLL
     for (int k = 0; k < N; ++k) {
-      const I under = a[k] < lo;
-      V ac = under ? lo : a[k];
-      ac = (ac > hi) ? hi : ac;
+      const V ac = (a[k] < lo) ? lo : a[k];
       const V fx = ac * Bc(T::kLog2e) + magic;
       const I n = (I)fx - (I)magic;
       const V nf = fx - magic;
       r[k] = ac - nf * Bc(T::kLn2Hi);
       r[k] = r[k] - nf * Bc(T::kLn2Lo);
-      scale[k] = under ? Bc(A(0)) : (V)((n + BcI(T::kExpBias)) << T::kExpShift);
-      p[k] = Bc(T::kExpPoly[0]);
+      scale[k] = (V)((n + BcI(T::kExpBias)) << T::kExpShift);
     }
     TFKAF_UNROLL
-    for (int c = 1; c < kTerms; ++c) {
-      TFKAF_UNROLL
-      for (int k = 0; k < N; ++k) p[k] = p[k] * r[k] + Bc(T::kExpPoly[c]);
-    }
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) a[k] = T::ExpFinish(p[k], r[k]) * scale[k];
+    for (int k = 0; k < N; ++k) a[k] = T::ExpReduced(r[k]) * scale[k];
   }
   static TFKAF_AI V Exp(V a) {
     ExpN<1>(&a);
