@@ -184,6 +184,13 @@ def _spline_ranges(op):
     p = _base(op, call, dtype=dtype, x_min=lo, x_max=hi, x_special=0.3,
               x_scale=5.0)
     yield from _raw_and_wrapper(f"range-{lo:g}-{hi:g}/{dtype}/{call}", p)
+  # dy at the type's maximum on the widest range: the slope (dc / 6.8e38)
+  # keeps dy * slope finite, while the composite's dy * dc, scaled
+  # afterwards, overflows (a case the random fuzz found).
+  p = _base(op, "grad", dtype="float64", seed=1, dims=[3, 5], axis=1,
+            channels=5, width=2, x_min=-3.4e38, x_max=3.4e38, x_scale=0.001,
+            x_special=0.1, dy_special=0.1)
+  yield "range-max-dy/float64/grad", fuzz_cases.build_case(p)
 
 
 def _kaf_attributes(op):

@@ -118,8 +118,12 @@ def _input_grad(seg, y, dy_rows, ovf, prec):
                    * (1 + np.abs(dy_rows)))
             + finite(tie_err))
   nan_dx = y.nan_req | (np.isnan(dy_rows) & (slope != 0))
-  prone = (((abs_finite(seg.c0) + abs_finite(seg.c1)) * seg.scale *
-            np.maximum(1.0, abs_finite(dy_rows)) > prec.big) | ovf
+  # Overflow-prone where either order of the product may overflow: the
+  # op's dy * (dc * scale) or the composite's (dy * dc) * scale (with a
+  # wide range, scale is tiny and only the latter overflows).
+  prone = (((abs_finite(seg.c0) + abs_finite(seg.c1))
+            * np.maximum(1.0, seg.scale)
+            * np.maximum(1.0, abs_finite(dy_rows)) > prec.big) | ovf
            | (tie & ~(tie_err <= prec.big)))
   return Expect(dx, err_dx, nan_dx, y.inf_inv | np.isinf(dy_rows),
                 np.abs(dy_rows * slope), prone=prone)
