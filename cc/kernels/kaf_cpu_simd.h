@@ -194,7 +194,7 @@ struct Simd : SimdType<A> {
 // Keeps v in a register from here on. Without it GCC folds each use of a
 // vector it loaded from scratch into a memory-operand FMA of its own, i.e.
 // loads it again per use (in Backward2Rows twice per coefficient, which
-// left that loop bound by loads: the 2D backward ran ~8% slower). A no-op
+// left that loop bound by loads: the 2D backward ran ~10% slower). A no-op
 // on the baseline path, whose 32-byte vectors span two SSE registers.
 template <typename V>
 TFKAF_AI void InRegister(V& v) {
