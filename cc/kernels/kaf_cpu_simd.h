@@ -263,6 +263,13 @@ TFKAF_AI typename Simd<A>::V DxScale(const KafCpuParams<A>& p,
   return ((acc * S::Bc(-p.gamma)) * S::Bc(A(2))) * dy;
 }
 
+// Walk mode in several runs (kaf_cpu.cc, WalkRun): the tiles then take the
+// run-by-run instantiations.
+template <typename A>
+TFKAF_AI bool WalksInRuns(const KafCpuParams<A>& p) {
+  return p.walk && p.num_runs > 1;
+}
+
 // Walk-mode start for N vectors: x' = -|x| clamped, the clamped x, f_0 and
 // v (see the top of the file).
 template <typename A, int N>
@@ -921,7 +928,7 @@ __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
   V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = kTab1d * p.D * W;  // one table block per column
   const bool walk = K == KafKernel::kGaussian && p.walk;
-  if (walk && p.num_runs > 1) {
+  if (K == KafKernel::kGaussian && WalksInRuns(p)) {
     WalkRunsForwardTile<A, kUniform>(p, t, x, y, tab);
     return;
   }
@@ -974,7 +981,7 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
   V* acc = scratch;  // kUniform: per-lane partial sums, D vectors
   V* work = scratch + D;
   if (kUniform) ZeroVectors<A>(acc, D);
-  if (walk && p.num_runs > 1) {
+  if (K == KafKernel::kGaussian && WalksInRuns(p)) {
     WalkRunsBackwardTile<A, kUniform>(p, t, dy, x, dx, tab, dA, acc, work);
     if (kUniform) AddLaneSums<A>(acc, D, dA);
     return;
@@ -1117,7 +1124,7 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
                                             const A* x2, A* y,
                                             int64 y_stride, const A* tab,
                                             A* scratch) {
-  if (p.walk && p.num_runs > 1) {
+  if (WalksInRuns(p)) {
     Forward2TileOf<A, kUniform, true>(p, t, x1, x2, y, y_stride, tab,
                                       scratch);
   } else {
@@ -1131,7 +1138,7 @@ __attribute__((noinline)) void Backward2Tile(
     const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
     const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
     A* scratch) {
-  if (p.walk && p.num_runs > 1) {
+  if (WalksInRuns(p)) {
     Backward2TileOf<A, kUniform, true>(p, t, dy, dy_stride, x1, x2, dx1,
                                        dx2, tab, dA, scratch);
   } else {
