@@ -12,7 +12,9 @@
 // Inside the kernel source TFKAF_SIMD_NS names the namespace,
 // TFKAF_SIMD_AVX2 is 1 where AVX2+FMA can be used (the avx2 and avx512
 // paths), TFKAF_SIMD_AVX512 is 1 on the avx512 path only, and
-// TFKAF_SIMD_BYTES is the width of the path's vectors (32; 64 for avx512):
+// TFKAF_SIMD_BYTES is the width of the path's vectors (32; 64 for avx512),
+// and TFKAF_SIMD_ONE_REGISTER is 1 where one such vector fits one register
+// (not on the baseline path, whose 32-byte vectors span two SSE registers):
 // code for some paths only (intrinsics such as gathers) goes under `#if`.
 // The compiler's own __AVX2__ / __AVX512F__ cannot be used: GCC's C++ front
 // end reads the whole file before it applies `#pragma GCC target`, so they
@@ -33,7 +35,9 @@
 #define TFKAF_SIMD_AVX2 0
 #define TFKAF_SIMD_AVX512 0
 #define TFKAF_SIMD_BYTES 32
+#define TFKAF_SIMD_ONE_REGISTER 0
 #include TFKAF_CPU_KERNELS  // NOLINT(build/include): once per path
+#undef TFKAF_SIMD_ONE_REGISTER
 #undef TFKAF_SIMD_BYTES
 #undef TFKAF_SIMD_AVX512
 #undef TFKAF_SIMD_AVX2
@@ -45,7 +49,9 @@
 #define TFKAF_SIMD_AVX2 1
 #define TFKAF_SIMD_AVX512 0
 #define TFKAF_SIMD_BYTES 32
+#define TFKAF_SIMD_ONE_REGISTER 1
 #include TFKAF_CPU_KERNELS  // NOLINT(build/include)
+#undef TFKAF_SIMD_ONE_REGISTER
 #undef TFKAF_SIMD_BYTES
 #undef TFKAF_SIMD_AVX512
 #undef TFKAF_SIMD_AVX2
@@ -53,12 +59,22 @@
 #pragma GCC pop_options
 
 #pragma GCC push_options
+#ifdef TFKAF_AVX512_EMULATED
+// tests/native only: the avx512 copy built for AVX2+FMA, its AVX-512
+// intrinsics emulated (tests/native/avx512_emulation.h), so that its 16-lane
+// logic runs on a CPU without AVX-512. Never set for the plugin.
+#pragma GCC target("avx2,fma")
+#define TFKAF_SIMD_ONE_REGISTER 0
+#else
 #pragma GCC target("avx512f,avx2,fma")
+#define TFKAF_SIMD_ONE_REGISTER 1
+#endif
 #define TFKAF_SIMD_NS avx512
 #define TFKAF_SIMD_AVX2 1
 #define TFKAF_SIMD_AVX512 1
 #define TFKAF_SIMD_BYTES 64
 #include TFKAF_CPU_KERNELS  // NOLINT(build/include)
+#undef TFKAF_SIMD_ONE_REGISTER
 #undef TFKAF_SIMD_BYTES
 #undef TFKAF_SIMD_AVX512
 #undef TFKAF_SIMD_AVX2

@@ -195,10 +195,10 @@ struct Simd : SimdType<A> {
 // vector it loaded from scratch into a memory-operand FMA of its own, i.e.
 // loads it again per use (in Backward2Rows twice per coefficient, which
 // left that loop bound by loads: the 2D backward ran ~10% slower). A no-op
-// on the baseline path, whose 32-byte vectors span two SSE registers.
+// where a vector spans two registers (TFKAF_SIMD_ONE_REGISTER, cpu_paths.h).
 template <typename V>
 TFKAF_AI void InRegister(V& v) {
-#if TFKAF_SIMD_AVX2
+#if TFKAF_SIMD_ONE_REGISTER
   __asm__("" : "+v"(v));
 #else
   (void)v;

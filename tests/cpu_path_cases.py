@@ -1,0 +1,111 @@
+"""The cases every CPU path of the fused ops is checked on, their NumPy
+reference, and the comparisons: shared by tests/test_cpu_paths.py (the
+plugin, one process per path) and tests/test_avx512_emulated.py (the CPU
+functors outside TensorFlow, the avx512 path emulated).
+
+KAF (all three kernels; the Gaussian also with 48 centres, which the CPU
+walks in two runs), 2D-KAF (also on a 30 x 30 grid, two runs a side) and the
+spline, forward and backward, channels-last and channels-first, float32 and
+float64, with sizes that leave partial vectors of every width (4, 8 and 16
+lanes).
+"""
+
+import numpy as np
+
+from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
+from reference import np_spline, np_spline_grad
+
+__all__ = ["BOUNDARY", "DTYPES", "X_RANGE", "assert_agree",
+           "assert_match_reference", "inputs", "names"]
+
+DTYPES = ("float32", "float64")
+BOUNDARY = 2.0  # KAF and 2D-KAF
+X_RANGE = (-2.0, 2.0)  # spline grid
+# (shape, axis): channels-last rows of 19 channels (vectors of 16, 8 and 4
+# with tails), channels-first runs of 21 positions, and channels-last rows of
+# 37 channels (two full 16-lane vectors and a tail).
+LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1), ((9, 37), -1))
+TOL = {"float32": dict(rtol=1e-4, atol=1e-4),
+       "float64": dict(rtol=1e-9, atol=1e-10)}
+PARTS = ("y", "dx", "dparam")
+
+
+def inputs():
+  """"op/dtype/axis:channels/part" -> array, for the parts x, dy and param
+  of every op, layout and dtype. op is gaussian, gaussian-48, relu,
+  softplus, kaf2d, kaf2d-30 or spline."""
+  rng = np.random.default_rng(7)
+  cases = {}
+  for dtype in DTYPES:
+    for shape, axis in LAYOUTS:
+      channels = shape[axis]
+      x = rng.uniform(-3.0, 3.0, shape)
+      dy = rng.standard_normal(shape)
+      params = {"gaussian": rng.standard_normal((channels, 12)),
+                # default gamma: the walk takes two runs of 24 centres
+                "gaussian-48": rng.standard_normal((channels, 48)),
+                "relu": rng.standard_normal((channels, 7)),
+                "softplus": rng.standard_normal((channels, 7)),
+                "spline": rng.standard_normal((channels, 11))}
+      layout = f"{axis}:{channels}"  # axis, then what tells layouts apart
+      for op, param in params.items():
+        cases[(op, dtype, layout)] = (x, dy, param)
+      x2 = np.concatenate([x, rng.uniform(-3.0, 3.0, shape)], axis)
+      cases[("kaf2d", dtype, layout)] = (x2, dy, rng.standard_normal(
+          (channels, 36)))
+      # a 30 x 30 grid: the default gamma walks each side in two runs
+      cases[("kaf2d-30", dtype, layout)] = (x2, dy, rng.standard_normal(
+          (channels, 900)))
+  out = {}
+  for (op, dtype, layout), arrays in cases.items():
+    for part, value in zip(("x", "dy", "param"), arrays):
+      out[f"{op}/{dtype}/{layout}/{part}"] = value.astype(dtype)
+  return out
+
+
+def names(cases):
+  """The case names ("op/dtype/axis:channels") of inputs()."""
+  return sorted({k.rsplit("/", 1)[0] for k in cases})
+
+
+def _reference(op, x, dy, param, axis):
+  if op == "spline":
+    y = np_spline(x, param, *X_RANGE, axis=axis)
+    return (y,) + np_spline_grad(dy, x, param, *X_RANGE, axis=axis)
+  if op.startswith("kaf2d"):
+    return ((np_kaf2d(x, param, BOUNDARY, axis=axis),) +
+            np_kaf2d_grads(dy, x, param, BOUNDARY, axis=axis))
+  kernel = op.split("-")[0]  # gaussian-48: 48 centres
+  return ((np_kaf(x, param, BOUNDARY, kernel, axis=axis),) +
+          np_kaf_grads(dy, x, param, BOUNDARY, kernel, axis=axis))
+
+
+def assert_match_reference(got, cases, label):
+  """got["name/y"], ["name/dx"] and ["name/dparam"] of every case against
+  the NumPy reference, in float64, within the dtype's tolerance."""
+  for name in names(cases):
+    op, dtype, layout = name.split("/")
+    expected = _reference(op, *(cases[f"{name}/{p}"].astype(np.float64)
+                                for p in ("x", "dy", "param")),
+                          int(layout.split(":")[0]))
+    for part, want in zip(PARTS, expected):
+      np.testing.assert_allclose(got[f"{name}/{part}"], want, **TOL[dtype],
+                                 err_msg=f"{label} {name} {part}")
+
+
+def assert_agree(base, other):
+  """The baseline path's outputs (as assert_match_reference's `got`) and a
+  vector path's: the spline's bitwise equal (no FMA on any path), KAF's and
+  2D-KAF's within the dtype's tolerance but rounded differently (FMA on the
+  vector paths, a separate multiply and add on the baseline)."""
+  for key in base:
+    if key == "cpu_path":
+      continue
+    if key.startswith("spline/"):
+      np.testing.assert_array_equal(other[key], base[key], err_msg=key)
+    else:
+      dtype = key.split("/")[1]
+      np.testing.assert_allclose(other[key], base[key], **TOL[dtype],
+                                 err_msg=key)
+  key = "gaussian/float32/-1:19/y"
+  assert not np.array_equal(other[key], base[key])
