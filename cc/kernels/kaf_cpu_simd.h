@@ -556,17 +556,59 @@ TFKAF_AI typename Simd<A>::V Backward1(const KafCpuParams<A>& p,
   return dx;
 }
 
-// out[u] = sum over k < D of table entry (first + k step) times E[u D + k]
-// (a row or a column of the 2D coefficient grid against U bases).
-template <typename A, int U, bool kUniform>
-TFKAF_AI void TabDot(const A* tab, int64 first, int64 step, int64 D,
-                     const typename Simd<A>::V* E, typename Simd<A>::V* out) {
+// out[r U + u] = sum over k < D of table entry (first + r line + k step)
+// times E[u D + k], for r < R: R rows (line D, step 1) or columns (line 1,
+// step D) of the 2D coefficient grid against U bases. With R > 1 each basis
+// value is loaded once for the R lines (kept in a register: GCC would fold
+// each use into a memory-operand FMA, one load per use): at R = 2 and U = 4
+// that is 6 loads per 8 FMAs, against 9 per 8 for one line at U = 8.
+template <typename A, int R, int U, bool kUniform>
+TFKAF_AI void TabDot(const A* tab, int64 first, int64 line, int64 step,
+                     int64 D, const typename Simd<A>::V* E,
+                     typename Simd<A>::V* out) {
+  using V = typename Simd<A>::V;
   TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) out[u] = Simd<A>::Bc(A(0));
+  for (int k = 0; k < R * U; ++k) out[k] = Simd<A>::Bc(A(0));
   for (int64 k = 0; k < D; ++k) {
-    const typename Simd<A>::V al = TabAt<A, kUniform>(tab, first + k * step);
+    V al[R];
     TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) out[u] = out[u] + al * E[u * D + k];
+    for (int r = 0; r < R; ++r) {
+      al[r] = TabAt<A, kUniform>(tab, first + r * line + k * step);
+    }
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      V e = E[u * D + k];
+      if (R > 1) InRegister(e);
+      TFKAF_UNROLL
+      for (int r = 0; r < R; ++r) out[r * U + u] = out[r * U + u] + al[r] * e;
+    }
+  }
+}
+
+// Lines of the 2D coefficient grid per TabDot call in the 2D-KAF forward and
+// the backward's dx1 pass. 2, with the forward's batches of 4 vectors,
+// measured fastest from D = 5 to 20 (docs/design.md, section 6: ~13% off
+// the forward at D = 10). A side walked in runs (kRuns: D above ~26 at the
+// default gamma) keeps batches of 8 vectors on one line: its table (32 D^2
+// bytes a channel block on avx2) no longer stays in L1, and a coefficient
+// load then serves 8 vectors instead of 4.
+constexpr int kTabLines = 2;
+
+// Forward2's grid rows b .. b + R - 1: acc[u] += sum_a alpha_ab E1_u[a]
+// E2_u[b], row by row.
+template <typename A, int R, int U, bool kUniform>
+TFKAF_AI void Forward2Rows(const A* tab, int64 b, int64 D,
+                           const typename Simd<A>::V* E1,
+                           const typename Simd<A>::V* E2,
+                           typename Simd<A>::V* acc) {
+  typename Simd<A>::V q[R * U];
+  TabDot<A, R, U, kUniform>(tab, b * D, D, 1, D, E1, q);
+  TFKAF_UNROLL
+  for (int r = 0; r < R; ++r) {
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      acc[u] = acc[u] + q[r * U + u] * E2[u * D + b + r];
+    }
   }
 }
 
@@ -588,14 +630,36 @@ TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
   V acc[U];
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
-  for (int64 b = 0; b < D; ++b) {
-    V q[U];
-    TabDot<A, U, kUniform>(tab, b * D, 1, D, E1, q);
-    TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) acc[u] = acc[u] + q[u] * E2[u * D + b];
+  constexpr int R = kRuns ? 1 : kTabLines;
+  int64 b = 0;
+  for (; b + R <= D; b += R) {
+    Forward2Rows<A, R, U, kUniform>(tab, b, D, E1, E2, acc);
   }
+  for (; b < D; ++b) Forward2Rows<A, 1, U, kUniform>(tab, b, D, E1, E2, acc);
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) y[u] = acc[u];
+}
+
+// Backward2's grid columns a .. a + R - 1, for dx1: accumulates
+// (x1 - d_a) E1_u[a] P_u[a] into acc1, P_u[a] = sum_b alpha_ab E2_u[b].
+template <typename A, int R, int U, bool kUniform>
+TFKAF_AI void Backward2Columns(const KafCpuParams<A>& p, const A* tab,
+                               int64 a, const typename Simd<A>::V* E1,
+                               const typename Simd<A>::V* E2,
+                               const typename Simd<A>::V* xc1,
+                               typename Simd<A>::V* acc1) {
+  using V = typename Simd<A>::V;
+  const int64 D = p.D;
+  V pa[R * U];
+  TabDot<A, R, U, kUniform>(tab, a, 1, D, D, E2, pa);
+  TFKAF_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const V d = Simd<A>::Bc(p.d[a + r]);
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) {
+      acc1[u] = acc1[u] + (xc1[u] - d) * E1[u * D + a + r] * pa[r * U + u];
+    }
+  }
 }
 
 // Backward2's pass over the grid rows b: accumulates sum_b (x2 - d_b) E2[b]
@@ -664,15 +728,12 @@ TFKAF_AI void Backward2(const KafCpuParams<A>& p,
     acc2[u] = S::Bc(A(0));
   }
   Backward2Rows<A, U, kUniform>(p, E1, E2, xc2, dy, tab, dA, acc2);
-  // P_u[a] = sum_b alpha_ab E2_u[b] (for dx1).
-  for (int64 a = 0; a < D; ++a) {
-    V pa[U];
-    TabDot<A, U, kUniform>(tab, a, D, D, E2, pa);
-    const V d = S::Bc(p.d[a]);
-    TFKAF_UNROLL
-    for (int u = 0; u < U; ++u) {
-      acc1[u] = acc1[u] + (xc1[u] - d) * E1[u * D + a] * pa[u];
-    }
+  int64 a = 0;
+  for (; a + kTabLines <= D; a += kTabLines) {
+    Backward2Columns<A, kTabLines, U, kUniform>(p, tab, a, E1, E2, xc1, acc1);
+  }
+  for (; a < D; ++a) {
+    Backward2Columns<A, 1, U, kUniform>(p, tab, a, E1, E2, xc1, acc1);
   }
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) {
@@ -696,10 +757,12 @@ constexpr int kBatch1dForward = 6;
 constexpr int kBatch1dForward = 4;
 #endif
 constexpr int kBatch1dBackward = 4;
-constexpr int kBatch2dForward = 8;
+// 2D forward: 4 vectors of kTabLines grid rows, 8 of one row in runs.
+template <bool kRuns>
+constexpr int kBatch2dForward = kRuns ? 8 : 4;
 constexpr int kBatch2dBackward = 4;
 static_assert(kBatch1dForward <= kMaxBatch && kBatch1dBackward <= kMaxBatch &&
-                  kBatch2dForward <= kMaxBatch &&
+                  kBatch2dForward<true> <= kMaxBatch &&
                   kBatch2dBackward <= kMaxBatch,
               "kaf_cpu.cc sizes the scratch for kMaxBatch vectors per batch");
 
@@ -1039,7 +1102,7 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
-  constexpr int U = kBatch2dForward;
+  constexpr int U = kBatch2dForward<kRuns>;
   V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = p.D * p.D * W;
   auto tab_at = [&](int64 column) {
