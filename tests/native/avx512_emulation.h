@@ -29,26 +29,18 @@ typedef float F16 __attribute__((vector_size(64)));
 typedef std::int32_t I16 __attribute__((vector_size(64)));
 typedef std::uint32_t U16 __attribute__((vector_size(64)));
 
-inline F16 F(__m512 v) {
-  F16 out;
-  std::memcpy(&out, &v, 64);
+// The same 64 bytes as another type.
+template <typename To, typename From>
+inline To As(From v) {
+  static_assert(sizeof(To) == sizeof(From), "same size only");
+  To out;
+  std::memcpy(&out, &v, sizeof(out));
   return out;
 }
-inline I16 I(__m512i v) {
-  I16 out;
-  std::memcpy(&out, &v, 64);
-  return out;
-}
-inline __m512 Ps(F16 v) {
-  __m512 out;
-  std::memcpy(&out, &v, 64);
-  return out;
-}
-inline __m512i Si(I16 v) {
-  __m512i out;
-  std::memcpy(&out, &v, 64);
-  return out;
-}
+inline F16 F(__m512 v) { return As<F16>(v); }
+inline I16 I(__m512i v) { return As<I16>(v); }
+inline __m512 Ps(F16 v) { return As<__m512>(v); }
+inline __m512i Si(I16 v) { return As<__m512i>(v); }
 
 inline __m512 set1_ps(float s) { return Ps(F16{} + s); }
 inline __m512i set1_epi32(int s) { return Si(I16{} + s); }
@@ -157,11 +149,7 @@ inline __m512 mask_blend_ps(__mmask16 k, __m512 a, __m512 b) {
   return Ps(out);
 }
 
-inline __m512d castps_pd(__m512 a) {
-  __m512d out;
-  std::memcpy(&out, &a, 64);
-  return out;
-}
+inline __m512d castps_pd(__m512 a) { return As<__m512d>(a); }
 inline __m256 castps512_ps256(__m512 a) {
   __m256 out;
   std::memcpy(&out, &a, 32);
