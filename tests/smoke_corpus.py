@@ -211,6 +211,15 @@ def _kaf_attributes(op):
       p = _base(op, call, dtype=dtype, gamma=g, kernel=kernel,
                 x_special=0.3, x_scale=5.0)
       yield f"gamma-{g:g}/{dtype}/{call}/{kernel}", fuzz_cases.build_case(p)
+  # dy a few times the smallest normal: the composite's gradient chain (dy
+  # alpha, then times k, gamma and 2 t) flushes products to 0 where the op,
+  # scaling by dy last, does not (cases the random fuzz found).
+  shape = (dict(rank=3, dims=[1, 3, 2], channels=2, width=4)
+           if op == "kaf2d" else dict(dims=[3, 2], channels=2, width=6))
+  for seed in (0, 1):
+    p = _base(op, "grad", dtype="float64", seed=seed, dy_scale=1e-307,
+              alpha_scale=10.0, x_scale=3.0, **shape)
+    yield f"tiny-dy-{seed}/float64/grad", fuzz_cases.build_case(p)
   if op == "kaf":
     for name, call, mode in itertools.product(
         ("tanh", "", "Gaussian", "relu ", "gaussian\x00"), _CALLS,

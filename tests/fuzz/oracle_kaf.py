@@ -73,10 +73,16 @@ def _input_grad_part(coeffs, dk, err_dk, dy_rows, t_abs, in_nan, gamma,
   s = dterms.sum(-1)
   dx = dy_rows * s
   mag_s = abs_finite(dterms).sum(-1)
+  # Flushed products: alpha k' terms below the smallest normal (scaled by
+  # dy afterwards), and the composite's autodiff chain, which starts from
+  # dy (dy alpha, then times k, gamma and 2 t): any of those below the
+  # smallest normal is 0, and what it lost is scaled by the factors after it
+  # (at most (1 + 2 |t|) (1 + 2 gamma)), not by dy.
+  flushed = (np.abs(dy_rows) * finite(1 + 2 * gamma * t_abs).sum(-1)
+             + finite((1 + 2 * t_abs) * (1 + 2 * gamma)).sum(-1))
   err = (np.abs(dy_rows) * (finite(np.abs(coeffs) * err_dk).sum(-1)
-                            + prec.compute * n * mag_s
-                            + 4 * prec.tiny * finite(
-                                1 + 2 * gamma * t_abs).sum(-1))
+                            + prec.compute * n * mag_s)
+         + 4 * prec.tiny * flushed
          + (prec.type + 2 * prec.compute) * abs_finite(dx))
   nan = (in_nan | (np.isnan(dy_rows) & (s != 0)) |
          (np.isnan(coeffs) & (dk != 0)).any(-1))
