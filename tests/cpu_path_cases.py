@@ -16,7 +16,7 @@ from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
 from reference import np_spline, np_spline_grad
 
 __all__ = ["BOUNDARY", "DTYPES", "X_RANGE", "assert_agree",
-           "assert_match_reference", "inputs", "names"]
+           "assert_match_reference", "axis_of", "inputs", "names"]
 
 DTYPES = ("float32", "float64")
 BOUNDARY = 2.0  # KAF and 2D-KAF
@@ -68,6 +68,11 @@ def names(cases):
   return sorted({k.rsplit("/", 1)[0] for k in cases})
 
 
+def axis_of(name):
+  """The channel axis of case `name` ("op/dtype/axis:channels")."""
+  return int(name.split("/")[2].split(":")[0])
+
+
 def _reference(op, x, dy, param, axis):
   if op == "spline":
     y = np_spline(x, param, *X_RANGE, axis=axis)
@@ -84,10 +89,10 @@ def assert_match_reference(got, cases, label):
   """got["name/y"], ["name/dx"] and ["name/dparam"] of every case against
   the NumPy reference, in float64, within the dtype's tolerance."""
   for name in names(cases):
-    op, dtype, layout = name.split("/")
+    op, dtype, _ = name.split("/")
     expected = _reference(op, *(cases[f"{name}/{p}"].astype(np.float64)
                                 for p in ("x", "dy", "param")),
-                          int(layout.split(":")[0]))
+                          axis_of(name))
     for part, want in zip(PARTS, expected):
       np.testing.assert_allclose(got[f"{name}/{part}"], want, **TOL[dtype],
                                  err_msg=f"{label} {name} {part}")

@@ -76,9 +76,9 @@ def _compile(folder):
 
 def _job(name, folder, arrays):
   """The driver's job line for case `name`, its input files written."""
-  op, dtype, layout = name.split("/")
+  op, dtype, _ = name.split("/")
   x, param = arrays["x"], arrays["param"]
-  axis = int(layout.split(":")[0]) % x.ndim
+  axis = cases.axis_of(name) % x.ndim
   outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
   stem = folder / name.replace("/", "_").replace(":", "_")
   for part in ("x", "dy", "param"):
@@ -105,7 +105,7 @@ def _read(stem, name, arrays):
   x, param = arrays["x"], arrays["param"]
   y_shape = list(x.shape)
   if name.startswith("kaf2d"):
-    axis = int(name.split("/")[2].split(":")[0]) % x.ndim
+    axis = cases.axis_of(name) % x.ndim
     y_shape[axis] //= 2
   shapes = {"y": y_shape, "dx": x.shape, "dparam": param.shape}
   return {f"{name}/{part}": np.fromfile(f"{stem}.{part}",
