@@ -221,9 +221,10 @@ def _kaf_attributes(op):
               alpha_scale=10.0, x_scale=3.0, **shape)
     yield f"tiny-dy-{seed}/float64/grad", fuzz_cases.build_case(p)
   if op == "kaf":
-    # dy = 1e30 with gamma boundary^2 = 23: dalpha's intermediates dy e / C
-    # overflow bfloat16 (docs/design.md, section 4; the oracle allows it),
-    # a case the random fuzz found.
+    # dy = 1e30 with gamma boundary^2 = 23: dalpha's walk-mode
+    # intermediates dy e / C overflow float, and the op sums those entries
+    # again directly (docs/design.md, section 4); a case the random fuzz
+    # found.
     p = _base(op, "grad", dtype="bfloat16", seed=116, rank=3,
               dims=[0, 2, 4, 0, 0], axis=0, width=8, x_scale=1.0,
               alpha_scale=0.05, dy_special=0.1, boundary=1.0, gamma=23.0)

@@ -409,6 +409,30 @@ def test_kaf_nan_gives_nan(kernel):
   assert np.isfinite(dalpha.numpy()[1:]).all()
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_kaf_dalpha_with_huge_dy_is_finite_and_right(dtype, axis, rng):
+  """dy near 1e35: the walk's intermediates dy e / C overflow float for the
+  centres far from x, though every dalpha entry (at most ~1e37) fits."""
+  x = rng.uniform(-3.5, 3.5, (64, 5))
+  dy = rng.choice([-1.0, 1.0], x.shape) * rng.uniform(0.5, 1.0, x.shape)
+  dy *= 1e35
+  alpha = rng.normal(0.0, 0.5, (5, 20))
+  if axis == 0:
+    x, dy = x.T, dy.T
+  xt, dyt = tf.constant(x, dtype), tf.constant(dy, dtype)
+  _, dalpha = raw_kaf_grad(dyt, xt, tf.constant(alpha, dtype), axis=axis)
+  _, again = raw_kaf_grad(dyt, xt, tf.constant(alpha, dtype), axis=axis)
+  _, ref = np_kaf_grads(tf.cast(dyt, tf.float64).numpy(),
+                        tf.cast(xt, tf.float64).numpy(), alpha, axis=axis)
+  dalpha = tf.cast(dalpha, tf.float64).numpy()
+  assert np.isfinite(dalpha).all()
+  rtol = 1e-5 if dtype == tf.float32 else 1e-2
+  np.testing.assert_allclose(dalpha, ref, rtol=rtol,
+                             atol=rtol * np.abs(ref).max())
+  np.testing.assert_array_equal(tf.cast(again, tf.float64).numpy(), dalpha)
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_kaf_gaussian_inf_and_huge_inputs_are_finite(dtype, axis):

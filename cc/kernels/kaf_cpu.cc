@@ -667,6 +667,46 @@ void BackwardFirst(const CpuDevice& device, const CallContext<A>& c,
                  grid.rows, c.KA, /*blocked=*/false, scale, dalpha);
 }
 
+// Walk mode sums dy e_j / C_j, up to |dy| exp(gamma boundary^2), and
+// scales by C_j once per call (ReducePartials). Where |dy| times that passes
+// A's largest value an entry comes out non-finite though the exact dalpha
+// may be finite. Every non-finite entry (rare: also those of NaN or Inf
+// inputs) is summed again here directly, dy exp(-gamma (x - d_j)^2) over
+// its channel's positions in order: deterministic, and at most as costly as
+// one direct-mode backward. Otherwise this costs one scan of dalpha.
+template <typename A, typename T>
+void RedoNonFinite(const CpuDevice& device, const KafConfig& config,
+                   const Setup<A>& setup, const T* dy, const T* x,
+                   T* dalpha) {
+  const ChannelLayout& L = config.layout;
+  const KafCpuParams<A>& p = setup.params;
+  const int64 D = p.D;
+  std::vector<int64> redo;  // entries r * D + j
+  for (int64 e = 0; e < L.channels * D; ++e) {
+    if (!std::isfinite(static_cast<A>(dalpha[e]))) redo.push_back(e);
+  }
+  if (redo.empty()) return;
+  const int64 positions = L.outer * L.inner;
+  device.parallel_for(int64(redo.size()), positions * 40,
+                      [&](int64 begin, int64 end) {
+    for (int64 u = begin; u < end; ++u) {
+      const int64 r = redo[u] / D;
+      const A d = setup.d[redo[u] % D];
+      A sum = 0;
+      for (int64 o = 0; o < L.outer; ++o) {
+        const int64 at = (o * L.channels + r) * L.inner;
+        for (int64 i = 0; i < L.inner; ++i) {
+          const A xc = std::min(std::max(static_cast<A>(x[at + i]), p.lo),
+                                p.hi);  // keeps NaN
+          sum += static_cast<A>(dy[at + i]) *
+                 std::exp(-p.gamma * (xc - d) * (xc - d));
+        }
+      }
+      dalpha[redo[u]] = static_cast<T>(sum);
+    }
+  });
+}
+
 template <bool kTwoD, typename T>
 void RunBackward(const CpuDevice& device, const KafConfig& config,
                  const T* dy, const T* x, const T* alpha, T* dx, T* dalpha) {
@@ -688,6 +728,7 @@ void RunBackward(const CpuDevice& device, const KafConfig& config,
   } else {
     BackwardFirst<kTwoD>(device, c, grid, cost, dy, x, dx, dalpha, scale);
   }
+  if (setup.fold) RedoNonFinite(device, config, setup, dy, x, dalpha);
 }
 
 }  // namespace

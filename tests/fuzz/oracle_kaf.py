@@ -89,11 +89,9 @@ def _input_grad_part(coeffs, dk, err_dk, dy_rows, t_abs, in_nan, gamma,
   return dx, finite(err), nan, np.abs(dy_rows) * mag_s
 
 
-def _kernel_dalpha(dy_rows, k, err_k, in_nan, in_inf, prec, walk=1.0):
+def _kernel_dalpha(dy_rows, k, err_k, in_nan, in_inf, prec):
   """dalpha = sum over positions of dy * k ([P, C, D] -> [C, D]) of a KAF or
-  2D-KAF, with its error bound; in_nan / in_inf: [P, C] input specials;
-  walk: how far the op's intermediates dy k / C may exceed dy k (see
-  _walk_scale)."""
+  2D-KAF, with its error bound; in_nan / in_inf: [P, C] input specials."""
   w = dy_rows[..., None] * k
   da = w.sum(0)
   positions = dy_rows.shape[0]
@@ -109,7 +107,7 @@ def _kernel_dalpha(dy_rows, k, err_k, in_nan, in_inf, prec, walk=1.0):
     # Row-wide: the op may form dy * k for every centre of a row at once
     # (recurrences), so a huge dy can overflow any entry of its row.
     row = (abs_finite(dy_rows)[..., None] * np.maximum(1.0, finite(k))
-           * walk).sum(-1).max(0)
+           ).sum(-1).max(0)
   else:
     nan_da = inf_da = np.zeros_like(da, bool)
     row = np.zeros(da.shape[0])
@@ -183,16 +181,6 @@ def _kaf_input_grad(basis, coeffs, x_rows, dy_rows, in_inf, inter, boundary,
   return Expect(dx, err, nan, in_inf | np.isinf(dy_rows), mag, prone=prone)
 
 
-def _walk_scale(kernel, boundary, gamma):
-  """The 1D Gaussian's backward accumulates dy e_i / C_i (docs/design.md,
-  section 4), up to dy exp(gamma boundary^2), at most dy e^40 (the walk's
-  runs): where that overflows, so may dalpha, though dy k does not."""
-  if kernel != "gaussian":
-    return 1.0
-  reach = gamma * boundary * boundary
-  return math.exp(min(reach, 40.0)) if math.isfinite(reach) else math.exp(40)
-
-
 def kaf_oracle(case, x_rows, alpha, dy, gamma, prec):
   """Expected y (and dx, dalpha when dy is given) of KAF, row layout."""
   boundary = f32(case["attrs"]["boundary"])
@@ -211,9 +199,8 @@ def kaf_oracle(case, x_rows, alpha, dy, gamma, prec):
     dy_rows = to_rows(dy, case["attrs"]["axis"])
     out["dx"] = _kaf_input_grad(basis, coeffs, x_rows, dy_rows, in_inf,
                                 inter, boundary, gamma, prec)
-    out["dalpha"] = _kernel_dalpha(
-        dy_rows, basis.k, basis.err_k, x_nan, x_inf, prec,
-        _walk_scale(case["attrs"]["kernel"], boundary, gamma))
+    out["dalpha"] = _kernel_dalpha(dy_rows, basis.k, basis.err_k, x_nan,
+                                   x_inf, prec)
   return out
 
 
