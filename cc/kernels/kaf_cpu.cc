@@ -670,10 +670,12 @@ void BackwardFirst(const CpuDevice& device, const CallContext<A>& c,
 // Walk mode sums dy e_j / C_j, up to |dy| exp(gamma boundary^2), and
 // scales by C_j once per call (ReducePartials). Where |dy| times that passes
 // A's largest value an entry comes out non-finite though the exact dalpha
-// may be finite. Every non-finite entry (rare: also those of NaN or Inf
-// inputs) is summed again here directly, dy exp(-gamma (x - d_j)^2) over
-// its channel's positions in order: deterministic, and at most as costly as
-// one direct-mode backward. Otherwise this costs one scan of dalpha.
+// may be finite. The non-finite entries of every channel whose x and dy are
+// all finite are summed again here directly, dy exp(-gamma (x - d_j)^2)
+// over the channel's positions in order: deterministic, one scalar exp per
+// redone entry and position (about 10x the whole backward where every entry
+// overflows). Otherwise this costs one scan of dalpha (and of the inputs of
+// channels with non-finite entries).
 template <typename A, typename T>
 void RedoNonFinite(const CpuDevice& device, const KafConfig& config,
                    const Setup<A>& setup, const T* dy, const T* x,
@@ -681,28 +683,46 @@ void RedoNonFinite(const CpuDevice& device, const KafConfig& config,
   const ChannelLayout& L = config.layout;
   const KafCpuParams<A>& p = setup.params;
   const int64 D = p.D;
-  std::vector<int64> redo;  // entries r * D + j
-  for (int64 e = 0; e < L.channels * D; ++e) {
-    if (!std::isfinite(static_cast<A>(dalpha[e]))) redo.push_back(e);
+  auto finite = [](T v) { return std::isfinite(static_cast<A>(v)); };
+  std::vector<int64> rows;
+  for (int64 r = 0; r < L.channels; ++r) {
+    const T* row = dalpha + r * D;
+    if (!std::all_of(row, row + D, finite)) rows.push_back(r);
   }
-  if (redo.empty()) return;
+  if (rows.empty()) return;
+  // Calls f(x, dy) for channel r's positions, in order.
+  auto each = [&](int64 r, auto f) {
+    for (int64 o = 0; o < L.outer; ++o) {
+      const int64 at = (o * L.channels + r) * L.inner;
+      for (int64 i = 0; i < L.inner; ++i) f(x[at + i], dy[at + i]);
+    }
+  };
   const int64 positions = L.outer * L.inner;
-  device.parallel_for(int64(redo.size()), positions * 40,
+  device.parallel_for(int64(rows.size()), positions * D * 40,
                       [&](int64 begin, int64 end) {
+    std::vector<int64> redo;
+    std::vector<A> sum;
     for (int64 u = begin; u < end; ++u) {
-      const int64 r = redo[u] / D;
-      const A d = setup.d[redo[u] % D];
-      A sum = 0;
-      for (int64 o = 0; o < L.outer; ++o) {
-        const int64 at = (o * L.channels + r) * L.inner;
-        for (int64 i = 0; i < L.inner; ++i) {
-          const A xc = std::min(std::max(static_cast<A>(x[at + i]), p.lo),
-                                p.hi);  // keeps NaN
-          sum += static_cast<A>(dy[at + i]) *
-                 std::exp(-p.gamma * (xc - d) * (xc - d));
-        }
+      bool inputs_finite = true;
+      each(rows[u], [&](T xv, T g) {
+        inputs_finite = inputs_finite && finite(xv) && finite(g);
+      });
+      T* row = dalpha + rows[u] * D;
+      redo.clear();
+      for (int64 j = 0; inputs_finite && j < D; ++j) {
+        if (!finite(row[j])) redo.push_back(j);
       }
-      dalpha[redo[u]] = static_cast<T>(sum);
+      sum.assign(redo.size(), A(0));
+      if (!redo.empty()) each(rows[u], [&](T xv, T g) {
+        const A xc = std::min(std::max(static_cast<A>(xv), p.lo), p.hi);
+        for (size_t n = 0; n < redo.size(); ++n) {
+          const A t = xc - setup.d[redo[n]];
+          sum[n] += static_cast<A>(g) * std::exp(-p.gamma * t * t);
+        }
+      });
+      for (size_t n = 0; n < redo.size(); ++n) {
+        row[redo[n]] = static_cast<T>(sum[n]);
+      }
     }
   });
 }
