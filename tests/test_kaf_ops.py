@@ -431,6 +431,24 @@ def test_kaf_dalpha_with_huge_dy_is_finite_and_right(dtype, shape, axis,
   np.testing.assert_array_equal(tf.cast(again, tf.float64).numpy(), dalpha)
 
 
+def test_kaf_dalpha_huge_dy_beside_a_nan_channel(rng):
+  """A NaN in channel 0's x keeps its dalpha row NaN where k != 0; the huge
+  dy of the other channels still gives their exact, finite rows."""
+  x = rng.uniform(-3.5, 3.5, (32, 3))
+  x[5, 0] = np.nan
+  dy = rng.uniform(0.5, 1.0, x.shape) * 1e35
+  alpha = rng.normal(0.0, 0.5, (3, 20))
+  _, dalpha = raw_kaf_grad(tf.constant(dy, tf.float32),
+                           tf.constant(x, tf.float32),
+                           tf.constant(alpha, tf.float32))
+  _, ref = np_kaf_grads(tf.constant(dy, tf.float32).numpy(),
+                        tf.constant(x, tf.float32).numpy(), alpha)
+  dalpha = dalpha.numpy()
+  assert np.isnan(dalpha[0]).all() and np.isnan(ref[0]).all()
+  np.testing.assert_allclose(dalpha[1:], ref[1:], rtol=1e-5,
+                             atol=1e-5 * np.abs(ref[1:]).max())
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_kaf_gaussian_inf_and_huge_inputs_are_finite(dtype, axis):
