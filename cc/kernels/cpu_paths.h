@@ -1,13 +1,19 @@
-// Compiles one kernel source once per CPU path (cpu_features.h), each copy
-// in its own namespace and for its own target:
+// Compiles one kernel source for one CPU path (cpu_features.h), in the
+// path's own namespace and for its own target:
 //
-//   #define TFKAF_CPU_KERNELS "cc/kernels/kaf_cpu_simd.h"
+//   #define TFKAF_CPU_KERNELS "cc/kernels/spline_cpu_simd.h"
+//   #define TFKAF_CPU_PATH_AVX2
 //   #include "cc/kernels/cpu_paths.h"
 //
-// gives tfkaf::baseline (the plugin's x86-64 baseline), tfkaf::avx2
-// (`#pragma GCC target("avx2,fma")`) and tfkaf::avx512 (AVX-512F on top of
-// AVX2+FMA), for TFKAF_CPU_DISPATCH to choose from at run time.
-// Deliberately without an include guard.
+// TFKAF_CPU_PATH_BASELINE gives tfkaf::baseline (the plugin's x86-64
+// baseline), TFKAF_CPU_PATH_AVX2 tfkaf::avx2 (`#pragma GCC
+// target("avx2,fma")`) and TFKAF_CPU_PATH_AVX512 tfkaf::avx512 (AVX-512F on
+// top of AVX2+FMA), for TFKAF_CPU_DISPATCH to choose from at run time. Both
+// macros are undefined again at the end, so a file includes this once per
+// path (spline_cpu.cc: all three copies in one file), or each copy has a
+// file of its own (kaf_cpu_<path>.cc: the KAF copies take about a minute
+// each to compile, and separate files compile in parallel). Deliberately
+// without an include guard.
 //
 // Inside the kernel source TFKAF_SIMD_NS names the namespace,
 // TFKAF_SIMD_AVX2 is 1 where AVX2+FMA can be used (the avx2 and avx512
@@ -26,39 +32,31 @@
 #ifndef TFKAF_CPU_KERNELS
 #error "define TFKAF_CPU_KERNELS before including cpu_paths.h"
 #endif
+#if defined(TFKAF_CPU_PATH_BASELINE) + defined(TFKAF_CPU_PATH_AVX2) + \
+        defined(TFKAF_CPU_PATH_AVX512) !=                             \
+    1
+#error "define one of TFKAF_CPU_PATH_{BASELINE,AVX2,AVX512}"
+#endif
 
 // 32-byte vector arguments in the baseline copy (64-byte ones in avx512):
 // only inlined helpers take them, so the ABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#pragma GCC push_options
+#if defined(TFKAF_CPU_PATH_BASELINE)
 #define TFKAF_SIMD_NS baseline
 #define TFKAF_SIMD_AVX2 0
 #define TFKAF_SIMD_AVX512 0
 #define TFKAF_SIMD_BYTES 32
 #define TFKAF_SIMD_ONE_REGISTER 0
-#include TFKAF_CPU_KERNELS  // NOLINT(build/include): once per path
-#undef TFKAF_SIMD_ONE_REGISTER
-#undef TFKAF_SIMD_BYTES
-#undef TFKAF_SIMD_AVX512
-#undef TFKAF_SIMD_AVX2
-#undef TFKAF_SIMD_NS
-
-#pragma GCC push_options
+#elif defined(TFKAF_CPU_PATH_AVX2)
 #pragma GCC target("avx2,fma")
 #define TFKAF_SIMD_NS avx2
 #define TFKAF_SIMD_AVX2 1
 #define TFKAF_SIMD_AVX512 0
 #define TFKAF_SIMD_BYTES 32
 #define TFKAF_SIMD_ONE_REGISTER 1
-#include TFKAF_CPU_KERNELS  // NOLINT(build/include)
-#undef TFKAF_SIMD_ONE_REGISTER
-#undef TFKAF_SIMD_BYTES
-#undef TFKAF_SIMD_AVX512
-#undef TFKAF_SIMD_AVX2
-#undef TFKAF_SIMD_NS
-#pragma GCC pop_options
-
-#pragma GCC push_options
+#else
 #ifdef TFKAF_AVX512_EMULATED
 // tests/native only: the avx512 copy built for AVX2+FMA, its AVX-512
 // intrinsics emulated (tests/native/avx512_emulation.h), so that its 16-lane
@@ -73,7 +71,10 @@
 #define TFKAF_SIMD_AVX2 1
 #define TFKAF_SIMD_AVX512 1
 #define TFKAF_SIMD_BYTES 64
-#include TFKAF_CPU_KERNELS  // NOLINT(build/include)
+#endif
+
+#include TFKAF_CPU_KERNELS  // NOLINT(build/include): once per path
+
 #undef TFKAF_SIMD_ONE_REGISTER
 #undef TFKAF_SIMD_BYTES
 #undef TFKAF_SIMD_AVX512
@@ -81,4 +82,7 @@
 #undef TFKAF_SIMD_NS
 #pragma GCC pop_options
 
+#undef TFKAF_CPU_PATH_AVX512
+#undef TFKAF_CPU_PATH_AVX2
+#undef TFKAF_CPU_PATH_BASELINE
 #undef TFKAF_CPU_KERNELS

@@ -3,9 +3,10 @@
 // Work is split into tiles (channels-last inputs: up to kTileRows rows x
 // kSegment channels; otherwise a run of up to kSegment positions of one
 // channel) and run on TensorFlow's intra-op pool. The vectorised tile loops
-// live in kaf_cpu_simd.h, compiled once per CPU path by cpu_paths.h
-// (baseline x86-64, AVX2+FMA); TFKAF_CPU_DISPATCH runs the path that
-// SelectedCpuPath (cpu_features.h) chose once per process.
+// live in kaf_cpu_simd.h, compiled once per CPU path (baseline x86-64,
+// AVX2+FMA, AVX-512F) in kaf_cpu_<path>.cc; TFKAF_CPU_DISPATCH runs the copy
+// of the path that SelectedCpuPath (cpu_features.h) chose once per process
+// (kaf_cpu_tiles.h declares their entry points).
 //
 // dalpha is deterministic: ReductionChunks (common.h) splits the rows into
 // chunks that depend only on the problem size; each chunk (and, for
@@ -26,56 +27,8 @@
 #include "cc/kernels/cpu_types.h"
 #include "cc/kernels/common.h"
 #include "cc/kernels/cpu_features.h"
+#include "cc/kernels/kaf_cpu_tiles.h"
 #include "cc/kernels/kaf_kernels.h"
-
-namespace tfkaf {
-
-template <typename A>
-struct WalkRun;
-
-// Per-call constants, in the accumulation type A (float or double).
-template <typename A>
-struct KafCpuParams {
-  int64 D = 0;  // centres (1D) or grid side (2D)
-  A boundary = 0, gamma = 0;
-  A two_gs = 0;  // 2 gamma step
-  A gb2 = 0;     // gamma boundary^2
-  A lo = 0, hi = 0;  // clamp range of x for the Gaussian
-  bool walk = false;  // Gaussian recurrence (walk mode) or direct exps
-  const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
-  const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
-  // Walk mode: the centres (2D: of the grid side) as runs of consecutive
-  // centres, each walked as a KAF of its own (kaf_cpu_simd.h).
-  int64 num_runs = 0;
-  const WalkRun<A>* runs = nullptr;
-};
-
-// Centres first .. first + params.D - 1 of a walk: a KAF of their own,
-// symmetric about 0 (params.boundary: half their span), on x - shift.
-template <typename A>
-struct WalkRun {
-  KafCpuParams<A> params;
-  int64 first = 0;
-  A shift = 0;
-};
-
-// Entries per centre of the 1D coefficient tables (kaf_cpu_simd.h).
-constexpr int64 kTab1d = 3;
-
-// Most vectors in one batch of a tile loop, on any path (kaf_cpu_simd.h).
-constexpr int kMaxBatch = 8;
-
-// A tile: `rows` rows of `len` elements, consecutive rows `stride` apart.
-struct Tile {
-  int64 rows;
-  int64 stride;
-  int64 len;
-};
-
-}  // namespace tfkaf
-
-#define TFKAF_CPU_KERNELS "cc/kernels/kaf_cpu_simd.h"
-#include "cc/kernels/cpu_paths.h"
 
 namespace tfkaf {
 namespace {
@@ -98,7 +51,7 @@ constexpr int64 kVecLanes = 64 / sizeof(A);
 // Lanes of the selected path's vectors: the channels of one table block.
 template <typename A>
 int64 Width() {
-  return TFKAF_CPU_DISPATCH(SelectedCpuPath(), Simd<A>::W);
+  return TFKAF_CPU_DISPATCH(SelectedCpuPath(), Lanes<A>());
 }
 
 // Vector-aligned, zero-initialised buffer of n scalars (rounded up).

@@ -2,14 +2,15 @@
 //
 // Compiled once per CPU path (cpu_paths.h: namespaces tfkaf::baseline, the
 // x86-64 baseline TensorFlow's wheel is built for, tfkaf::avx2 under
-// `#pragma GCC target("avx2,fma")` and tfkaf::avx512 with AVX-512F);
+// `#pragma GCC target("avx2,fma")` and tfkaf::avx512 with AVX-512F), each
+// copy in a file of its own (kaf_cpu_<path>.cc, kaf_cpu_tiles.h);
 // kaf_cpu.cc calls the selected path's copy through TFKAF_CPU_DISPATCH.
 // Deliberately without an include guard. Everything here works on raw
 // pointers and GCC vector types of TFKAF_SIMD_BYTES (32 bytes: 8 floats / 4
 // doubles, the baseline build splitting them into SSE2 halves; 64 bytes on
 // avx512) and uses no standard library template, so that no code compiled
 // for one path can be shared with another. The includer provides
-// <cstdint>, <cstring>, KafCpuParams, Tile, kTab1d and kMaxBatch.
+// kaf_cpu_tiles.h (KafCpuParams, Tile, kTab1d, kMaxBatch).
 //
 // Tiles. Channels-last inputs (inner == 1) are processed as tiles of rows x
 // channels: the lanes of a vector are W consecutive channels, and a batch of
@@ -1210,6 +1211,46 @@ __attribute__((noinline)) void Backward2Tile(
   }
 }
 
+template <typename A>
+int64 Lanes() {
+  return Simd<A>::W;
+}
+
+// The entry points kaf_cpu.cc calls (kaf_cpu_tiles.h), for each
+// accumulation type.
+#define TFKAF_KAF_TILES_OF(A)                                                \
+  template int64 Lanes<A>();                                                 \
+  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kGaussian)                         \
+  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kRelu)                             \
+  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kSoftplus)                         \
+  TFKAF_KAF_TILES_OF_UNIFORM(A, true)                                        \
+  TFKAF_KAF_TILES_OF_UNIFORM(A, false)
+#define TFKAF_KAF_TILES_OF_KERNEL(A, K)                                      \
+  template void ForwardTile<A, K, true>(const KafCpuParams<A>&, const Tile&, \
+                                        const A*, A*, const A*, A*);         \
+  template void ForwardTile<A, K, false>(const KafCpuParams<A>&,             \
+                                         const Tile&, const A*, A*,          \
+                                         const A*, A*);                      \
+  template void BackwardTile<A, K, true>(const KafCpuParams<A>&,             \
+                                         const Tile&, const A*, const A*,    \
+                                         A*, const A*, A*, A*);              \
+  template void BackwardTile<A, K, false>(const KafCpuParams<A>&,            \
+                                          const Tile&, const A*, const A*,   \
+                                          A*, const A*, A*, A*);
+#define TFKAF_KAF_TILES_OF_UNIFORM(A, kUniform)                              \
+  template void Forward2Tile<A, kUniform>(const KafCpuParams<A>&,            \
+                                          const Tile&, const A*, const A*,   \
+                                          A*, int64, const A*, A*);          \
+  template void Backward2Tile<A, kUniform>(                                  \
+      const KafCpuParams<A>&, const Tile&, const A*, int64, const A*,        \
+      const A*, A*, A*, const A*, A*, A*);
+
+TFKAF_KAF_TILES_OF(float)
+TFKAF_KAF_TILES_OF(double)
+
+#undef TFKAF_KAF_TILES_OF_UNIFORM
+#undef TFKAF_KAF_TILES_OF_KERNEL
+#undef TFKAF_KAF_TILES_OF
 #undef TFKAF_UNROLL
 #undef TFKAF_AI
 

@@ -56,8 +56,17 @@ struct Grid {
 }  // namespace
 }  // namespace tfkaf
 
+// The vector loops, once per CPU path (they compile in seconds, so the three
+// copies share this file).
 #define TFKAF_CPU_KERNELS "cc/kernels/spline_cpu_simd.h"
+#define TFKAF_CPU_PATH_BASELINE
 #include "cc/kernels/cpu_paths.h"
+#define TFKAF_CPU_KERNELS "cc/kernels/spline_cpu_simd.h"
+#define TFKAF_CPU_PATH_AVX2
+#include "cc/kernels/cpu_paths.h"  // NOLINT(build/include)
+#define TFKAF_CPU_KERNELS "cc/kernels/spline_cpu_simd.h"
+#define TFKAF_CPU_PATH_AVX512
+#include "cc/kernels/cpu_paths.h"  // NOLINT(build/include)
 
 namespace tfkaf {
 namespace {

@@ -1,0 +1,99 @@
+// What kaf_cpu.cc and the per-path copies of the KAF and 2D-KAF tile
+// kernels share: the per-call constants, the tile, and the entry points of
+// each copy.
+//
+// kaf_cpu_simd.h is compiled once per CPU path (cpu_paths.h), each copy in a
+// file of its own (kaf_cpu_baseline.cc, kaf_cpu_avx2.cc, kaf_cpu_avx512.cc)
+// so that the copies, about a minute of compiling each, build in parallel.
+// Each copy explicitly instantiates the entry points declared below for the
+// accumulation types (float and double); kaf_cpu.cc calls the selected
+// path's through TFKAF_CPU_DISPATCH (cpu_features.h).
+
+#ifndef TFKAF_CC_KERNELS_KAF_CPU_TILES_H_
+#define TFKAF_CC_KERNELS_KAF_CPU_TILES_H_
+
+#include <cstdint>
+#include <cstring>
+
+#include "cc/kernels/common.h"
+#include "cc/kernels/kaf_kernels.h"
+
+namespace tfkaf {
+
+template <typename A>
+struct WalkRun;
+
+// Per-call constants, in the accumulation type A (float or double).
+template <typename A>
+struct KafCpuParams {
+  int64 D = 0;  // centres (1D) or grid side (2D)
+  A boundary = 0, gamma = 0;
+  A two_gs = 0;  // 2 gamma step
+  A gb2 = 0;     // gamma boundary^2
+  A lo = 0, hi = 0;  // clamp range of x for the Gaussian
+  bool walk = false;  // Gaussian recurrence (walk mode) or direct exps
+  const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
+  const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
+  // Walk mode: the centres (2D: of the grid side) as runs of consecutive
+  // centres, each walked as a KAF of its own (kaf_cpu_simd.h).
+  int64 num_runs = 0;
+  const WalkRun<A>* runs = nullptr;
+};
+
+// Centres first .. first + params.D - 1 of a walk: a KAF of their own,
+// symmetric about 0 (params.boundary: half their span), on x - shift.
+template <typename A>
+struct WalkRun {
+  KafCpuParams<A> params;
+  int64 first = 0;
+  A shift = 0;
+};
+
+// Entries per centre of the 1D coefficient tables (kaf_cpu_simd.h).
+constexpr int64 kTab1d = 3;
+
+// Most vectors in one batch of a tile loop, on any path (kaf_cpu_simd.h).
+constexpr int kMaxBatch = 8;
+
+// A tile: `rows` rows of `len` elements, consecutive rows `stride` apart.
+struct Tile {
+  int64 rows;
+  int64 stride;
+  int64 len;
+};
+
+// The entry points of one path's copy (kaf_cpu_simd.h documents them).
+#define TFKAF_KAF_TILE_ENTRIES                                               \
+  template <typename A>                                                      \
+  int64 Lanes();                                                             \
+  template <typename A, KafKernel K, bool kUniform>                          \
+  void ForwardTile(const KafCpuParams<A>& p, const Tile& t, const A* x,      \
+                   A* y, const A* tab, A* scratch_lanes);                    \
+  template <typename A, KafKernel K, bool kUniform>                          \
+  void BackwardTile(const KafCpuParams<A>& p, const Tile& t, const A* dy,    \
+                    const A* x, A* dx, const A* tab, A* dA,                  \
+                    A* scratch_lanes);                                       \
+  template <typename A, bool kUniform>                                       \
+  void Forward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* x1,    \
+                    const A* x2, A* y, int64 y_stride, const A* tab,         \
+                    A* scratch);                                             \
+  template <typename A, bool kUniform>                                       \
+  void Backward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* dy,   \
+                     int64 dy_stride, const A* x1, const A* x2, A* dx1,      \
+                     A* dx2, const A* tab, A* dA, A* scratch);
+
+namespace baseline {
+TFKAF_KAF_TILE_ENTRIES
+}  // namespace baseline
+namespace avx2 {
+TFKAF_KAF_TILE_ENTRIES
+}  // namespace avx2
+namespace avx512 {
+TFKAF_KAF_TILE_ENTRIES
+}  // namespace avx512
+
+#undef TFKAF_KAF_TILE_ENTRIES
+
+}  // namespace tfkaf
+
+#endif  // TFKAF_CC_KERNELS_KAF_CPU_TILES_H_
