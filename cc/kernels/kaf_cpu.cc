@@ -48,10 +48,16 @@ struct alignas(64) Vec {
 template <typename A>
 constexpr int64 kVecLanes = 64 / sizeof(A);
 
+// The tile kernels of the selected CPU path (kaf_cpu_tiles.h).
+template <typename A>
+const KafTiles<A>& SelectedTiles() {
+  return TFKAF_CPU_DISPATCH(SelectedCpuPath(), Tiles<A>());
+}
+
 // Lanes of the selected path's vectors: the channels of one table block.
 template <typename A>
 int64 Width() {
-  return TFKAF_CPU_DISPATCH(SelectedCpuPath(), Lanes<A>());
+  return SelectedTiles<A>().lanes;
 }
 
 // Vector-aligned, zero-initialised buffer of n scalars (rounded up).
@@ -227,68 +233,6 @@ AlignedBuffer<A> MakeTable(const CpuDevice& device,
   return table;
 }
 
-// ---------------------------------------------------------------------------
-// Dispatch to the tile loops of the selected CPU path (cpu_features.h).
-
-#define TFKAF_DISPATCH(...) TFKAF_CPU_DISPATCH(SelectedCpuPath(), __VA_ARGS__)
-
-template <typename A, bool kUniform>
-void ForwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
-                 const A* x, A* y, const A* tab, A* scratch) {
-  switch (kernel) {
-    case KafKernel::kGaussian:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kGaussian, kUniform>(
-          p, t, x, y, tab, scratch));
-      break;
-    case KafKernel::kRelu:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kRelu, kUniform>(
-          p, t, x, y, tab, scratch));
-      break;
-    case KafKernel::kSoftplus:
-      TFKAF_DISPATCH(ForwardTile<A, KafKernel::kSoftplus, kUniform>(
-          p, t, x, y, tab, scratch));
-      break;
-  }
-}
-
-template <typename A, bool kUniform>
-void BackwardTile(KafKernel kernel, const KafCpuParams<A>& p, const Tile& t,
-                  const A* dy, const A* x, A* dx, const A* tab, A* dA,
-                  A* scratch) {
-  switch (kernel) {
-    case KafKernel::kGaussian:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kGaussian, kUniform>(
-          p, t, dy, x, dx, tab, dA, scratch));
-      break;
-    case KafKernel::kRelu:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kRelu, kUniform>(
-          p, t, dy, x, dx, tab, dA, scratch));
-      break;
-    case KafKernel::kSoftplus:
-      TFKAF_DISPATCH(BackwardTile<A, KafKernel::kSoftplus, kUniform>(
-          p, t, dy, x, dx, tab, dA, scratch));
-      break;
-  }
-}
-
-template <typename A, bool kUniform>
-void Forward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* x1,
-                  const A* x2, A* y, int64 y_stride, const A* tab,
-                  A* scratch) {
-  TFKAF_DISPATCH(Forward2Tile<A, kUniform>(p, t, x1, x2, y, y_stride, tab,
-                                           scratch));
-}
-
-template <typename A, bool kUniform>
-void Backward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* dy,
-                   int64 dy_stride, const A* x1, const A* x2, A* dx1, A* dx2,
-                   const A* tab, A* dA, A* scratch) {
-  TFKAF_DISPATCH(Backward2Tile<A, kUniform>(p, t, dy, dy_stride, x1, x2, dx1,
-                                            dx2, tab, dA, scratch));
-}
-
-#undef TFKAF_DISPATCH
-
 // Scratch vectors one thread needs (see the tile functions), in units of
 // the widest path's vectors.
 int64 ScratchVectors(int64 D) {
@@ -453,7 +397,8 @@ struct TileGrid {
 template <typename A>
 struct CallContext {
   const KafCpuParams<A>& p;
-  KafKernel kernel;
+  const KafTiles<A>& tiles;  // of the selected CPU path
+  int kernel;      // KafKernel: the index into tiles.forward and backward
   const A* table;  // MakeTable
   int64 K;         // table entries per alpha row
   int64 KA;        // dalpha entries per alpha row
@@ -463,7 +408,8 @@ template <typename A>
 CallContext<A> MakeContext(const Setup<A>& setup, const KafConfig& config,
                            const AlignedBuffer<A>& table, bool two_d) {
   const int64 D = setup.params.D;
-  return CallContext<A>{setup.params, config.kernel, table.get(),
+  return CallContext<A>{setup.params, SelectedTiles<A>(),
+                        static_cast<int>(config.kernel), table.get(),
                         two_d ? D * D : kTab1d * D, two_d ? D * D : D};
 }
 
@@ -478,11 +424,11 @@ void ForwardTileAt(const CallContext<A>& c, TileBuffers<A, T>& buf,
   const Tile t{at.rows, xs, at.len};
   if constexpr (kTwoD) {
     const A* a2 = buf.In(1, x + at.x2, at.rows, at.x_stride, at.len, &xs);
-    Forward2Tile<A, kUniform>(c.p, t, a1, a2, yo,
-                              TileBuffers<A, T>::kConvert ? at.len : ys, tab,
-                              buf.scratch());
+    c.tiles.forward2[kUniform](c.p, t, a1, a2, yo,
+                               TileBuffers<A, T>::kConvert ? at.len : ys,
+                               tab, buf.scratch());
   } else {  // x and y share their layout
-    ForwardTile<A, kUniform>(c.kernel, c.p, t, a1, yo, tab, buf.scratch());
+    c.tiles.forward[c.kernel][kUniform](c.p, t, a1, yo, tab, buf.scratch());
   }
   buf.Flush(2, y + at.y, at.rows, at.y_stride, at.len);
 }
@@ -503,12 +449,12 @@ void BackwardTileAt(const CallContext<A>& c, TileBuffers<A, T>& buf,
   if constexpr (kTwoD) {
     const A* a2 = buf.In(1, x + at.x2, at.rows, at.x_stride, at.len, &xs);
     A* d2 = buf.Out(4, dx + at.x2, at.x_stride, &ds);
-    Backward2Tile<A, kUniform>(c.p, t, ga, gs, a1, a2, d1, d2, tab, dA,
-                               buf.scratch());
+    c.tiles.backward2[kUniform](c.p, t, ga, gs, a1, a2, d1, d2, tab, dA,
+                                buf.scratch());
     buf.Flush(4, dx + at.x2, at.rows, at.x_stride, at.len);
   } else {  // x, dy and dx share their layout
-    BackwardTile<A, kUniform>(c.kernel, c.p, t, ga, a1, d1, tab, dA,
-                              buf.scratch());
+    c.tiles.backward[c.kernel][kUniform](c.p, t, ga, a1, d1, tab, dA,
+                                         buf.scratch());
   }
   buf.Flush(3, dx + at.x, at.rows, at.x_stride, at.len);
 }

@@ -1211,46 +1211,29 @@ __attribute__((noinline)) void Backward2Tile(
   }
 }
 
+// This path's entry points (kaf_cpu_tiles.h).
 template <typename A>
-int64 Lanes() {
-  return Simd<A>::W;
+const KafTiles<A>& Tiles() {
+  constexpr KafKernel kG = KafKernel::kGaussian, kR = KafKernel::kRelu,
+                      kS = KafKernel::kSoftplus;
+  static_assert(KafTiles<A>::kKernels == 3 && static_cast<int>(kG) == 0 &&
+                static_cast<int>(kR) == 1 && static_cast<int>(kS) == 2);
+  static constexpr KafTiles<A> tiles = {
+      Simd<A>::W,
+      {{ForwardTile<A, kG, false>, ForwardTile<A, kG, true>},
+       {ForwardTile<A, kR, false>, ForwardTile<A, kR, true>},
+       {ForwardTile<A, kS, false>, ForwardTile<A, kS, true>}},
+      {{BackwardTile<A, kG, false>, BackwardTile<A, kG, true>},
+       {BackwardTile<A, kR, false>, BackwardTile<A, kR, true>},
+       {BackwardTile<A, kS, false>, BackwardTile<A, kS, true>}},
+      {Forward2Tile<A, false>, Forward2Tile<A, true>},
+      {Backward2Tile<A, false>, Backward2Tile<A, true>}};
+  return tiles;
 }
 
-// The entry points kaf_cpu.cc calls (kaf_cpu_tiles.h), for each
-// accumulation type.
-#define TFKAF_KAF_TILES_OF(A)                                                \
-  template int64 Lanes<A>();                                                 \
-  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kGaussian)                         \
-  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kRelu)                             \
-  TFKAF_KAF_TILES_OF_KERNEL(A, KafKernel::kSoftplus)                         \
-  TFKAF_KAF_TILES_OF_UNIFORM(A, true)                                        \
-  TFKAF_KAF_TILES_OF_UNIFORM(A, false)
-#define TFKAF_KAF_TILES_OF_KERNEL(A, K)                                      \
-  template void ForwardTile<A, K, true>(const KafCpuParams<A>&, const Tile&, \
-                                        const A*, A*, const A*, A*);         \
-  template void ForwardTile<A, K, false>(const KafCpuParams<A>&,             \
-                                         const Tile&, const A*, A*,          \
-                                         const A*, A*);                      \
-  template void BackwardTile<A, K, true>(const KafCpuParams<A>&,             \
-                                         const Tile&, const A*, const A*,    \
-                                         A*, const A*, A*, A*);              \
-  template void BackwardTile<A, K, false>(const KafCpuParams<A>&,            \
-                                          const Tile&, const A*, const A*,   \
-                                          A*, const A*, A*, A*);
-#define TFKAF_KAF_TILES_OF_UNIFORM(A, kUniform)                              \
-  template void Forward2Tile<A, kUniform>(const KafCpuParams<A>&,            \
-                                          const Tile&, const A*, const A*,   \
-                                          A*, int64, const A*, A*);          \
-  template void Backward2Tile<A, kUniform>(                                  \
-      const KafCpuParams<A>&, const Tile&, const A*, int64, const A*,        \
-      const A*, A*, A*, const A*, A*, A*);
+template const KafTiles<float>& Tiles<float>();
+template const KafTiles<double>& Tiles<double>();
 
-TFKAF_KAF_TILES_OF(float)
-TFKAF_KAF_TILES_OF(double)
-
-#undef TFKAF_KAF_TILES_OF_UNIFORM
-#undef TFKAF_KAF_TILES_OF_KERNEL
-#undef TFKAF_KAF_TILES_OF
 #undef TFKAF_UNROLL
 #undef TFKAF_AI
 

@@ -5,9 +5,9 @@
 // kaf_cpu_simd.h is compiled once per CPU path (cpu_paths.h), each copy in a
 // file of its own (kaf_cpu_baseline.cc, kaf_cpu_avx2.cc, kaf_cpu_avx512.cc)
 // so that the copies, about a minute of compiling each, build in parallel.
-// Each copy explicitly instantiates the entry points declared below for the
+// Each copy gives kaf_cpu.cc a table of its entry points (KafTiles), for the
 // accumulation types (float and double); kaf_cpu.cc calls the selected
-// path's through TFKAF_CPU_DISPATCH (cpu_features.h).
+// path's (TFKAF_CPU_DISPATCH, cpu_features.h).
 
 #ifndef TFKAF_CC_KERNELS_KAF_CPU_TILES_H_
 #define TFKAF_CC_KERNELS_KAF_CPU_TILES_H_
@@ -62,37 +62,45 @@ struct Tile {
   int64 len;
 };
 
-// The entry points of one path's copy (kaf_cpu_simd.h documents them).
-#define TFKAF_KAF_TILE_ENTRIES                                               \
-  template <typename A>                                                      \
-  int64 Lanes();                                                             \
-  template <typename A, KafKernel K, bool kUniform>                          \
-  void ForwardTile(const KafCpuParams<A>& p, const Tile& t, const A* x,      \
-                   A* y, const A* tab, A* scratch_lanes);                    \
-  template <typename A, KafKernel K, bool kUniform>                          \
-  void BackwardTile(const KafCpuParams<A>& p, const Tile& t, const A* dy,    \
-                    const A* x, A* dx, const A* tab, A* dA,                  \
-                    A* scratch_lanes);                                       \
-  template <typename A, bool kUniform>                                       \
-  void Forward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* x1,    \
-                    const A* x2, A* y, int64 y_stride, const A* tab,         \
-                    A* scratch);                                             \
-  template <typename A, bool kUniform>                                       \
-  void Backward2Tile(const KafCpuParams<A>& p, const Tile& t, const A* dy,   \
-                     int64 dy_stride, const A* x1, const A* x2, A* dx1,      \
-                     A* dx2, const A* tab, A* dA, A* scratch);
+// The entry points of one path's copy of the tile kernels (kaf_cpu_simd.h
+// documents them), by KafKernel and by kUniform (whether a vector's lanes
+// are positions of one channel rather than channels).
+template <typename A>
+struct KafTiles {
+  typedef void (*Forward)(const KafCpuParams<A>& p, const Tile& t,
+                          const A* x, A* y, const A* tab, A* scratch);
+  typedef void (*Backward)(const KafCpuParams<A>& p, const Tile& t,
+                           const A* dy, const A* x, A* dx, const A* tab,
+                           A* dA, A* scratch);
+  typedef void (*Forward2)(const KafCpuParams<A>& p, const Tile& t,
+                           const A* x1, const A* x2, A* y, int64 y_stride,
+                           const A* tab, A* scratch);
+  typedef void (*Backward2)(const KafCpuParams<A>& p, const Tile& t,
+                            const A* dy, int64 dy_stride, const A* x1,
+                            const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
+                            A* scratch);
+  static constexpr int kKernels = 3;  // KafKernel's values
 
+  int64 lanes;  // of the path's vectors: the channels of one table block
+  Forward forward[kKernels][2];
+  Backward backward[kKernels][2];
+  Forward2 forward2[2];  // 2D-KAF (Gaussian)
+  Backward2 backward2[2];
+};
+
+// Each path's tiles, for A = float and double (kaf_cpu_<path>.cc).
 namespace baseline {
-TFKAF_KAF_TILE_ENTRIES
+template <typename A>
+const KafTiles<A>& Tiles();
 }  // namespace baseline
 namespace avx2 {
-TFKAF_KAF_TILE_ENTRIES
+template <typename A>
+const KafTiles<A>& Tiles();
 }  // namespace avx2
 namespace avx512 {
-TFKAF_KAF_TILE_ENTRIES
+template <typename A>
+const KafTiles<A>& Tiles();
 }  // namespace avx512
-
-#undef TFKAF_KAF_TILE_ENTRIES
 
 }  // namespace tfkaf
 
