@@ -5,9 +5,10 @@
 // kernel sources are compiled once per path, each copy in its own namespace
 // and for its own target (cpu_paths.h); TFKAF_CPU_DISPATCH calls the copy of
 // the selected path. A new path is one more enum value, one more block in
-// cpu_paths.h, one more copy of each kernel source (spline_cpu.cc,
-// kaf_cpu_<path>.cc and kaf_cpu_tiles.h), one more case here and in
-// cpu_features.cc.
+// cpu_paths.h, one more copy of each kernel source (one more inclusion in
+// spline_cpu.cc, one more kaf_cpu_<path>.cc with its namespace in
+// kaf_cpu_tiles.h and its file in tests/test_avx512_emulated.py's SOURCES),
+// one more case here and in cpu_features.cc.
 
 #ifndef TFKAF_CC_KERNELS_CPU_FEATURES_H_
 #define TFKAF_CC_KERNELS_CPU_FEATURES_H_

@@ -8,12 +8,13 @@
 // TFKAF_CPU_PATH_BASELINE gives tfkaf::baseline (the plugin's x86-64
 // baseline), TFKAF_CPU_PATH_AVX2 tfkaf::avx2 (`#pragma GCC
 // target("avx2,fma")`) and TFKAF_CPU_PATH_AVX512 tfkaf::avx512 (AVX-512F on
-// top of AVX2+FMA), for TFKAF_CPU_DISPATCH to choose from at run time. Both
-// macros are undefined again at the end, so a file includes this once per
-// path (spline_cpu.cc: all three copies in one file), or each copy has a
-// file of its own (kaf_cpu_<path>.cc: the KAF copies take about a minute
-// each to compile, and separate files compile in parallel). Deliberately
-// without an include guard.
+// top of AVX2+FMA), for TFKAF_CPU_DISPATCH to choose from at run time.
+// TFKAF_CPU_KERNELS and the TFKAF_CPU_PATH_* macro are undefined again at
+// the end, so a file includes this once per path (spline_cpu.cc: all three
+// copies in one file), or each copy has a file of its own
+// (kaf_cpu_<path>.cc: the KAF copies take about a minute each to compile,
+// and separate files compile in parallel). Deliberately without an include
+// guard.
 //
 // Inside the kernel source TFKAF_SIMD_NS names the namespace,
 // TFKAF_SIMD_AVX2 is 1 where AVX2+FMA can be used (the avx2 and avx512

@@ -398,7 +398,7 @@ template <typename A>
 struct CallContext {
   const KafCpuParams<A>& p;
   const KafTiles<A>& tiles;  // of the selected CPU path
-  int kernel;      // KafKernel: the index into tiles.forward and backward
+  int kernel;      // KafTileIndex of the call's KafKernel
   const A* table;  // MakeTable
   int64 K;         // table entries per alpha row
   int64 KA;        // dalpha entries per alpha row
@@ -409,7 +409,7 @@ CallContext<A> MakeContext(const Setup<A>& setup, const KafConfig& config,
                            const AlignedBuffer<A>& table, bool two_d) {
   const int64 D = setup.params.D;
   return CallContext<A>{setup.params, SelectedTiles<A>(),
-                        static_cast<int>(config.kernel), table.get(),
+                        KafTileIndex(config.kernel), table.get(),
                         two_d ? D * D : kTab1d * D, two_d ? D * D : D};
 }
 

@@ -3,8 +3,9 @@
 // Compiled once per CPU path (cpu_paths.h: namespaces tfkaf::baseline, the
 // x86-64 baseline TensorFlow's wheel is built for, tfkaf::avx2 under
 // `#pragma GCC target("avx2,fma")` and tfkaf::avx512 with AVX-512F), each
-// copy in a file of its own (kaf_cpu_<path>.cc, kaf_cpu_tiles.h);
-// kaf_cpu.cc calls the selected path's copy through TFKAF_CPU_DISPATCH.
+// copy in a file of its own (kaf_cpu_<path>.cc); kaf_cpu.cc calls the
+// selected path's copy through the table of entry points that Tiles, at the
+// end of this file, returns (kaf_cpu_tiles.h).
 // Deliberately without an include guard. Everything here works on raw
 // pointers and GCC vector types of TFKAF_SIMD_BYTES (32 bytes: 8 floats / 4
 // doubles, the baseline build splitting them into SSE2 halves; 64 bytes on
@@ -1216,8 +1217,8 @@ template <typename A>
 const KafTiles<A>& Tiles() {
   constexpr KafKernel kG = KafKernel::kGaussian, kR = KafKernel::kRelu,
                       kS = KafKernel::kSoftplus;
-  static_assert(KafTiles<A>::kKernels == 3 && static_cast<int>(kG) == 0 &&
-                static_cast<int>(kR) == 1 && static_cast<int>(kS) == 2);
+  static_assert(KafTiles<A>::kKernels == 3 && KafTileIndex(kG) == 0 &&
+                KafTileIndex(kR) == 1 && KafTileIndex(kS) == 2);
   static constexpr KafTiles<A> tiles = {
       Simd<A>::W,
       {{ForwardTile<A, kG, false>, ForwardTile<A, kG, true>},

@@ -79,7 +79,7 @@ struct KafTiles {
                             const A* dy, int64 dy_stride, const A* x1,
                             const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
                             A* scratch);
-  static constexpr int kKernels = 3;  // KafKernel's values
+  static constexpr int kKernels = 3;  // KafKernel's values (KafTileIndex)
 
   int64 lanes;  // of the path's vectors: the channels of one table block
   Forward forward[kKernels][2];
@@ -87,6 +87,20 @@ struct KafTiles {
   Forward2 forward2[2];  // 2D-KAF (Gaussian)
   Backward2 backward2[2];
 };
+
+// The row of `kernel` in KafTiles' forward and backward tables (a switch,
+// so that a new KafKernel gets -Wswitch's warning here).
+constexpr int KafTileIndex(KafKernel kernel) {
+  switch (kernel) {
+    case KafKernel::kGaussian:
+      return 0;
+    case KafKernel::kRelu:
+      return 1;
+    case KafKernel::kSoftplus:
+      return 2;
+  }
+  return 0;
+}
 
 // Each path's tiles, for A = float and double (kaf_cpu_<path>.cc).
 namespace baseline {
