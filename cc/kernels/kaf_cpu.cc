@@ -4,9 +4,9 @@
 // kSegment channels; otherwise a run of up to kSegment positions of one
 // channel) and run on TensorFlow's intra-op pool. The vectorised tile loops
 // live in kaf_cpu_simd.h, compiled once per CPU path (baseline x86-64,
-// AVX2+FMA, AVX-512F) in kaf_cpu_<path>.cc; TFKAF_CPU_DISPATCH runs the copy
-// of the path that SelectedCpuPath (cpu_features.h) chose once per process
-// (kaf_cpu_tiles.h declares their entry points).
+// AVX2+FMA, AVX-512F) in kaf_cpu_<path>.cc; the tiles run the copy of the
+// path that SelectedCpuPath (cpu_features.h) chose once per process, through
+// that copy's table of entry points (KafTiles, kaf_cpu_tiles.h).
 //
 // dalpha is deterministic: ReductionChunks (common.h) splits the rows into
 // chunks that depend only on the problem size; each chunk (and, for
