@@ -95,9 +95,12 @@ inline void StoreIndices(int* at, __m256i index) {
 }
 
 // table[a[0]], table[a[0] + 1], table[b[0]], table[b[0] + 1]: two 8-byte
-// loads (bits moved, not converted).
+// loads (bits moved, not converted). a and b are only float-aligned:
+// _mm_loadu_si64 reads through an unaligned type, where GCC's _mm_load_sd
+// dereferences a double pointer (undefined behaviour that UBSan reports);
+// _mm_loadh_pd is a builtin without that dereference.
 inline __m128 LoadTwoPairs(const float* a, const float* b) {
-  const __m128d lo = _mm_load_sd(reinterpret_cast<const double*>(a));
+  const __m128d lo = _mm_castsi128_pd(_mm_loadu_si64(a));
   return _mm_castpd_ps(_mm_loadh_pd(lo, reinterpret_cast<const double*>(b)));
 }
 
