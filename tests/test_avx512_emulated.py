@@ -11,39 +11,28 @@ lane-by-lane emulation of Intel's definitions (tests/native/avx512_emulation.h).
 What this cannot check is the compiler's AVX-512 instruction selection; that
 takes a CPU with AVX-512, where test_cpu_paths.py runs the real path.
 
-The driver (tests/native/cpu_kernels_driver.cc) runs every case of
-cpu_path_cases.py through the forward and backward functors, once per path
-(TFKAF_CPU_PATH, as in the plugin), and the emulated avx512 path is held to
-the NumPy reference and to the baseline path.
+The driver (tests/native/cpu_kernels_driver.cc, built and run by
+native_driver.py) runs every case of cpu_path_cases.py through the forward
+and backward functors, once per path (TFKAF_CPU_PATH, as in the plugin), and
+the emulated avx512 path is held to the NumPy reference and to the baseline
+path. tools/avx512_check.py runs the same on a machine with AVX-512 but
+without TensorFlow.
 """
 
-import concurrent.futures
-import math
-import os
-import pathlib
+import importlib.util
 import shutil
-import subprocess
 
 import numpy as np
+
 import pytest
 import tensorflow as tf
 
 import cpu_path_cases as cases
+import native_driver
 from fuzz.cpu_paths import missing
-from reference import f32, np_gamma
 
 pytestmark = pytest.mark.slow
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Slowest first (the baseline and the emulated avx512 copies of the KAF
-# kernels: their vectors span two registers), for the compiler pool.
-SOURCES = ("cc/kernels/kaf_cpu_baseline.cc", "cc/kernels/kaf_cpu_avx512.cc",
-           "cc/kernels/kaf_cpu_avx2.cc", "cc/kernels/kaf_cpu.cc",
-           "cc/kernels/spline_cpu.cc", "cc/kernels/cpu_features.cc",
-           "tests/native/cpu_kernels_driver.cc")
-FLAGS = ("-std=c++17", "-O2", "-DNDEBUG", "-Wno-psabi",
-         "-DTFKAF_AVX512_EMULATED", "-include",
-         str(ROOT / "tests/native/avx512_emulation.h"))
 PATHS = ("baseline", "avx512")
 
 
@@ -51,70 +40,10 @@ def _why_not():
   """Why the emulated build cannot run here, or None."""
   if shutil.which("g++") is None:
     return "no g++ on PATH"
-  if not (ROOT / SOURCES[1]).is_file():
-    return f"no kernel sources under {ROOT} (not a source checkout)"
+  if not (native_driver.ROOT / "cc/kernels/kaf_cpu_avx512.cc").is_file():
+    return (f"no kernel sources under {native_driver.ROOT} (not a source "
+            "checkout)")
   return missing("avx2")  # the emulated copy is built for AVX2+FMA
-
-
-def _compile(folder):
-  """Builds the driver in `folder`, one compiler process per source."""
-  include = ("-I", str(ROOT), "-I", tf.sysconfig.get_include())
-
-  def build(source):
-    target = folder / (pathlib.Path(source).stem + ".o")
-    done = subprocess.run(
-        ["g++", *FLAGS, *include, "-c", str(ROOT / source), "-o",
-         str(target)], capture_output=True, text=True, timeout=900,
-        check=False)
-    if done.returncode != 0:
-      pytest.fail(f"g++ failed on {source}:\n{done.stderr[-4000:]}")
-    return str(target)
-
-  with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-    objects = list(pool.map(build, SOURCES))
-  driver = folder / "driver"
-  subprocess.run(["g++", *objects, "-o", str(driver), "-lpthread"],
-                 check=True, timeout=300)
-  return driver
-
-
-def _job(name, folder, arrays):
-  """The driver's job line for case `name`, its input files written."""
-  op, dtype, _ = name.split("/")
-  x, param = arrays["x"], arrays["param"]
-  axis = cases.axis_of(name) % x.ndim
-  outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-  stem = folder / name.replace("/", "_").replace(":", "_")
-  for part in ("x", "dy", "param"):
-    arrays[part].tofile(f"{stem}.{part}")
-  n = param.shape[1]
-  if op == "spline":
-    x_min, x_max = (f32(v) for v in cases.X_RANGE)
-    kernel, a, b = "-", x_min, (n - 1) / (x_max - x_min)
-  elif op.startswith("kaf2d"):
-    n = math.isqrt(n)
-    kernel, a = "-", f32(cases.BOUNDARY)
-    b = np_gamma(a, n, two_d=True)
-  else:
-    kernel, a = op.split("-")[0], f32(cases.BOUNDARY)
-    b = np_gamma(a, n)
-  kind = op.split("-")[0]
-  kind = kind if kind in ("kaf2d", "spline") else "kaf"
-  return (f"{kind} {dtype} {outer} {x.shape[axis]} {inner} {n} {kernel} "
-          f"{a!r} {b!r} {stem}"), stem
-
-
-def _read(stem, name, arrays):
-  """The driver's y, dx and dparam of one case, shaped as the op's."""
-  x, param = arrays["x"], arrays["param"]
-  y_shape = list(x.shape)
-  if name.startswith("kaf2d"):
-    axis = cases.axis_of(name) % x.ndim
-    y_shape[axis] //= 2
-  shapes = {"y": y_shape, "dx": x.shape, "dparam": param.shape}
-  return {f"{name}/{part}": np.fromfile(f"{stem}.{part}",
-                                        x.dtype).reshape(shape)
-          for part, shape in shapes.items()}
 
 
 @pytest.fixture(scope="module")
@@ -123,34 +52,23 @@ def inputs():
 
 
 @pytest.fixture(scope="module")
-def outputs(inputs, tmp_path_factory):
-  """Path -> (the path the driver reported, its outputs of every case)."""
+def driver(tmp_path_factory):
+  """(the emulated build of the driver, a scratch folder)."""
   reason = _why_not()
   if reason:
     pytest.skip(reason)
   folder = tmp_path_factory.mktemp("avx512_emulated")
-  driver = _compile(folder)
-  out = {}
-  for path in PATHS:
-    work = folder / path
-    work.mkdir()
-    jobs, stems, got = [], {}, {}
-    for name in cases.names(inputs):
-      arrays = {p: inputs[f"{name}/{p}"] for p in ("x", "dy", "param")}
-      line, stems[name] = _job(name, work, arrays)
-      jobs.append(line)
-    done = subprocess.run([str(driver)], input="\n".join(jobs) + "\n",
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TFKAF_CPU_PATH=path),
-                          check=True)
-    lines = done.stdout.splitlines()
-    assert lines[1:] == [f"ok {stems[n]}" for n in cases.names(inputs)], (
-        done.stdout)
-    for name in cases.names(inputs):
-      arrays = {p: inputs[f"{name}/{p}"] for p in ("x", "param")}
-      got.update(_read(stems[name], name, arrays))
-    out[path] = (lines[0], got)
-  return out
+  try:
+    return native_driver.build(folder, tf.sysconfig.get_include(),
+                               native_driver.EMULATION), folder
+  except native_driver.BuildError as e:
+    pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module")
+def outputs(inputs, driver):
+  """Path -> (the path the driver reported, its outputs of every case)."""
+  return native_driver.run_cases(*driver, PATHS, inputs)
 
 
 def test_driver_runs_the_emulated_avx512_path(outputs):
@@ -167,3 +85,75 @@ def test_emulated_avx512_matches_reference(inputs, outputs):
 
 def test_emulated_avx512_agrees_with_baseline(outputs):
   cases.assert_agree(outputs["baseline"][1], outputs["avx512"][1])
+
+
+def _relu_inputs(rows=5, channels=19):
+  rng = np.random.default_rng(3)
+  name = f"relu-yardstick/float32/-1:{channels}"
+  x = rng.uniform(-3.0, 3.0, (rows, channels)).astype(np.float32)
+  x[0, :3] = (0.0, -0.0, np.nan)
+  return name, {f"{name}/x": x,
+                f"{name}/dy": rng.standard_normal(x.shape).astype(np.float32),
+                f"{name}/param": np.zeros((channels, 0), np.float32)}
+
+
+def test_relu_yardstick_and_timing(driver):
+  """The driver's relu (the benchmark's yardstick): y = max(x, 0) (NaN
+  stays NaN), dx = dy where x > 0, else 0; a time per call is reported for
+  both."""
+  name, inputs = _relu_inputs()
+  _, got, times = native_driver.run(*driver, inputs, "baseline", reps=3)
+  x, dy = inputs[f"{name}/x"], inputs[f"{name}/dy"]
+  np.testing.assert_array_equal(got[f"{name}/y"], np.maximum(x, 0))
+  np.testing.assert_array_equal(got[f"{name}/dx"], np.where(x > 0, dy, 0))
+  assert got[f"{name}/dparam"].shape == (19, 0)
+  assert all(t >= 0 for t in times[name]), times
+
+
+def _check_tool():
+  spec = importlib.util.spec_from_file_location(
+      "avx512_check", native_driver.ROOT / "tools" / "avx512_check.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_check_tool_reports_a_wrong_path(inputs, outputs):
+  """tools/avx512_check.py's verdict: each path against the reference and
+  the baseline; one output element off fails that path alone, and so does
+  a path the driver did not run."""
+  tool = _check_tool()
+  assert tool._check(outputs, inputs) == {"baseline": "passed",
+                                          "avx512": "passed"}
+  reported, got = outputs["avx512"]
+  broken = dict(got)
+  key = "kaf2d/float32/-1:19/dparam"
+  broken[key] = got[key].copy()
+  broken[key][4, 7] += 0.01
+  verdict = tool._check({"baseline": outputs["baseline"],
+                         "avx512": (reported, broken)}, inputs)
+  assert verdict["baseline"] == "passed"
+  assert verdict["avx512"].startswith("FAILED")
+  assert "avx512 kaf2d/float32/-1:19 dparam" in verdict["avx512"]
+  verdict = tool._check({"baseline": outputs["baseline"],
+                         "avx512": ("path avx2", got)}, inputs)
+  assert verdict["avx512"] == ("FAILED: asked for avx512, the driver ran "
+                               "path avx2")
+
+
+def test_check_tool_bench(driver, monkeypatch):
+  """The tool's timing table: every op on every path, each ratio the op's
+  time over the relu loop's on that path."""
+  tool = _check_tool()
+  monkeypatch.setattr(tool, "ROWS", 64)
+  bench = tool._bench(driver[0], driver[1], list(PATHS), reps=2)
+  assert set(bench) == set(PATHS)
+  for ops in bench.values():
+    assert set(ops) == set(tool.BENCH_PARAMS)
+    relu = ops["relu-yardstick"]
+    for t in ops.values():
+      assert t["forward_relu_ratio"] == pytest.approx(
+          t["forward_ms"] / relu["forward_ms"])
+      assert t["forward_backward_relu_ratio"] == pytest.approx(
+          (t["forward_ms"] + t["backward_ms"]) /
+          (relu["forward_ms"] + relu["backward_ms"]))

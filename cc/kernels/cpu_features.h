@@ -7,7 +7,7 @@
 // the selected path. A new path is one more enum value, one more block in
 // cpu_paths.h, one more copy of each kernel source (one more inclusion in
 // spline_cpu.cc, one more kaf_cpu_<path>.cc with its namespace in
-// kaf_cpu_tiles.h and its file in tests/test_avx512_emulated.py's SOURCES),
+// kaf_cpu_tiles.h and its file in tests/native_driver.py's SOURCES),
 // one more case here and in cpu_features.cc.
 
 #ifndef TFKAF_CC_KERNELS_CPU_FEATURES_H_

@@ -1,22 +1,29 @@
 // Runs the CPU functors of KAF, 2D-KAF and the linear spline outside
-// TensorFlow, for tests/test_avx512_emulated.py: built with the kernel
-// sources and -DTFKAF_AVX512_EMULATED, it runs the avx512 path's code on a
-// CPU without AVX-512 (tests/native/avx512_emulation.h).
+// TensorFlow (tests/native_driver.py builds and drives it). For
+// tests/test_avx512_emulated.py, built with -DTFKAF_AVX512_EMULATED, it runs
+// the avx512 path's code on a CPU without AVX-512
+// (tests/native/avx512_emulation.h); for tools/avx512_check.py, built as it
+// is, every path on a machine without TensorFlow.
 //
 // Prints the CPU path it runs (TFKAF_CPU_PATH picks it, as in the plugin),
 // then reads one job per line from standard input:
 //
 //   op dtype outer channels inner n kernel a b name
 //
-// op: kaf, kaf2d or spline; dtype: float32 or float64; [outer, channels,
+// op: kaf, kaf2d, spline or relu (a plain elementwise loop, the benchmark's
+// yardstick; n 0, no param); dtype: float32 or float64; [outer, channels,
 // inner] is x's layout around its channel axis; n: D (KAF), the grid side
 // (2D-KAF) or K (spline); kernel: gaussian, relu or softplus (KAF; "-"
 // otherwise); a, b: boundary and gamma (KAF, 2D-KAF) or x_min and scale
 // (spline), as the ops derive them. It reads name.x, name.param and name.dy
 // (raw little-endian arrays, C order) and writes name.y, name.dx and
-// name.dparam, then prints "ok name", or "error name: message" for an
-// error the functor returned.
+// name.dparam, then prints "ok name F B", F and B the forward's and the
+// backward's best time in milliseconds over TFKAF_DRIVER_REPS calls (1 by
+// default; one thread), or "error name: message" for an error the functor
+// returned.
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -79,10 +86,35 @@ tfkaf::CpuDevice Device() {
   return device;
 }
 
+// The best time of `reps` calls of fn (returning a functor's error), in
+// milliseconds; stops at the first error.
+template <typename Fn>
+double BestMs(int reps, const char** error, Fn&& fn) {
+  double best = 0;
+  for (int r = 0; r < reps && *error == nullptr; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    *error = fn();
+    const std::chrono::duration<double, std::milli> took =
+        std::chrono::steady_clock::now() - start;
+    if (r == 0 || took.count() < best) best = took.count();
+  }
+  return best;
+}
+
+int Reps() {
+  const char* reps = std::getenv("TFKAF_DRIVER_REPS");
+  return reps == nullptr ? 1 : std::max(1, std::atoi(reps));
+}
+
+struct Result {
+  const char* error = nullptr;
+  double forward_ms = 0, backward_ms = 0;
+};
+
 // Runs one op's forward and backward functors on the job's files.
 template <typename T, typename Config, typename Forward, typename Backward>
-const char* Run(const Job& job, const Config& config, int64 y_size,
-                int64 param_size) {
+Result Run(const Job& job, const Config& config, int64 y_size,
+           int64 param_size) {
   const int64 x_size = job.layout.size();
   const std::vector<T> x = Read<T>(job.name + ".x", x_size);
   const std::vector<T> param = Read<T>(job.name + ".param", param_size);
@@ -91,22 +123,59 @@ const char* Run(const Job& job, const Config& config, int64 y_size,
   std::vector<typename Backward::Acc> scratch(
       Backward::ScratchSize(config) + 1);
   const tfkaf::CpuDevice device = Device();
-  const char* error = Forward()(device, config, x.data(), param.data(),
-                                y.data());
-  if (error == nullptr) {
-    error = Backward()(device, config, dy.data(), x.data(), param.data(),
-                       dx.data(), dparam.data(), scratch.data());
-  }
-  if (error == nullptr) {
+  Result out;
+  out.forward_ms = BestMs(Reps(), &out.error, [&] {
+    return Forward()(device, config, x.data(), param.data(), y.data());
+  });
+  out.backward_ms = BestMs(Reps(), &out.error, [&] {
+    return Backward()(device, config, dy.data(), x.data(), param.data(),
+                      dx.data(), dparam.data(), scratch.data());
+  });
+  if (out.error == nullptr) {
     Write(job.name + ".y", y);
     Write(job.name + ".dx", dx);
     Write(job.name + ".dparam", dparam);
   }
-  return error;
+  return out;
 }
 
+// relu with the functors' signatures: y = max(x, 0), dx = dy where x > 0,
+// else 0. A yardstick like TensorFlow's relu, which is vectorized and
+// branch-free: GCC's -O2 cost model leaves these loops scalar (a branch per
+// element, mispredicted half the time on random signs, made it 5x slower),
+// hence the dynamic model, and dy is loaded unconditionally.
+#define TFKAF_VECTORIZE __attribute__((optimize("vect-cost-model=dynamic")))
+
 template <typename T>
-const char* RunJob(const Job& job) {
+struct ReluForward {
+  TFKAF_VECTORIZE const char* operator()(const tfkaf::CpuDevice&,
+                                         const tfkaf::KafConfig& config,
+                                         const T* x, const T*, T* y) const {
+    for (int64 i = 0, n = config.layout.size(); i < n; ++i) {
+      y[i] = std::max(x[i], T(0));
+    }
+    return nullptr;
+  }
+};
+
+template <typename T>
+struct ReluBackward {
+  typedef T Acc;
+  static int64 ScratchSize(const tfkaf::KafConfig&) { return 0; }
+  TFKAF_VECTORIZE const char* operator()(const tfkaf::CpuDevice&,
+                                         const tfkaf::KafConfig& config,
+                                         const T* dy, const T* x, const T*,
+                                         T* dx, T*, Acc*) const {
+    for (int64 i = 0, n = config.layout.size(); i < n; ++i) {
+      const T g = dy[i];
+      dx[i] = x[i] > T(0) ? g : T(0);
+    }
+    return nullptr;
+  }
+};
+
+template <typename T>
+Result RunJob(const Job& job) {
   namespace f = tfkaf::functor;
   const int64 channels = job.layout.channels;
   const int64 positions = job.layout.outer * job.layout.inner;
@@ -128,6 +197,10 @@ const char* RunJob(const Job& job) {
   config.kernel = job.kernel == "relu"       ? tfkaf::KafKernel::kRelu
                   : job.kernel == "softplus" ? tfkaf::KafKernel::kSoftplus
                                              : tfkaf::KafKernel::kGaussian;
+  if (job.op == "relu") {
+    return Run<T, tfkaf::KafConfig, ReluForward<T>, ReluBackward<T>>(
+        job, config, job.layout.size(), 0);
+  }
   if (job.op == "kaf2d") {
     return Run<T, tfkaf::KafConfig, f::Kaf2dForward<tfkaf::CpuDevice, T>,
                f::Kaf2dBackward<tfkaf::CpuDevice, T>>(
@@ -154,13 +227,15 @@ int main() {
       std::fprintf(stderr, "bad job line: %s\n", line.c_str());
       return 2;
     }
-    const char* error = job.dtype == "float64" ? RunJob<double>(job)
-                                               : RunJob<float>(job);
-    if (error != nullptr) {
-      std::printf("error %s: %s\n", job.name.c_str(), error);
+    const Result result = job.dtype == "float64" ? RunJob<double>(job)
+                                                 : RunJob<float>(job);
+    if (result.error != nullptr) {
+      std::printf("error %s: %s\n", job.name.c_str(), result.error);
     } else {
-      std::printf("ok %s\n", job.name.c_str());
+      std::printf("ok %s %.4f %.4f\n", job.name.c_str(), result.forward_ms,
+                  result.backward_ms);
     }
+    std::fflush(stdout);
   }
   return 0;
 }
