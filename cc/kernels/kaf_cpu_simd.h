@@ -7,8 +7,8 @@
 // selected path's copy through the table of entry points that Tiles, at the
 // end of this file, returns (kaf_cpu_tiles.h).
 // Deliberately without an include guard. Everything here works on raw
-// pointers and GCC vector types of TFKAF_SIMD_BYTES (32 bytes: 8 floats / 4
-// doubles, the baseline build splitting them into SSE2 halves; 64 bytes on
+// pointers and GCC vector types of TFKAF_SIMD_BYTES (one register: 16
+// bytes, 4 floats / 2 doubles, on the baseline path; 32 on avx2; 64 on
 // avx512) and uses no standard library template, so that no code compiled
 // for one path can be shared with another. The includer provides
 // kaf_cpu_tiles.h (KafCpuParams, Tile, kTab1d, kMaxBatch).
@@ -197,7 +197,8 @@ struct Simd : SimdType<A> {
 // vector it loaded from scratch into a memory-operand FMA of its own, i.e.
 // loads it again per use (in Backward2Rows twice per coefficient, which
 // left that loop bound by loads: the 2D backward ran ~10% slower). A no-op
-// where a vector spans two registers (TFKAF_SIMD_ONE_REGISTER, cpu_paths.h).
+// where a vector spans two registers (TFKAF_SIMD_ONE_REGISTER, cpu_paths.h:
+// the emulated avx512 build of tests/native).
 template <typename V>
 TFKAF_AI void InRegister(V& v) {
 #if TFKAF_SIMD_ONE_REGISTER

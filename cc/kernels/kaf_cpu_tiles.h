@@ -4,7 +4,7 @@
 //
 // kaf_cpu_simd.h is compiled once per CPU path (cpu_paths.h), each copy in a
 // file of its own (kaf_cpu_baseline.cc, kaf_cpu_avx2.cc, kaf_cpu_avx512.cc)
-// so that the copies, about a minute of compiling each, build in parallel.
+// so that the copies, ~20 s of compiling each, build in parallel.
 // Each copy gives kaf_cpu.cc a table of its entry points (KafTiles), for the
 // accumulation types (float and double); kaf_cpu.cc calls the selected
 // path's (TFKAF_CPU_DISPATCH, cpu_features.h).
