@@ -47,7 +47,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np
+try:
+  import numpy as np
+except ImportError:
+  sys.exit("tools/avx512_check.py needs NumPy (python3 -m pip install numpy)")
 
 import cpu_path_cases as cases
 import native_driver
