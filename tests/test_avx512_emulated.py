@@ -141,6 +141,23 @@ def test_check_tool_reports_a_wrong_path(inputs, outputs):
                                "path avx2")
 
 
+def test_check_tool_reports_a_crashed_path(inputs, driver, tmp_path, capsys):
+  """A path whose driver dies (as an illegal instruction would kill it)
+  fails with the signal; the others are still checked."""
+  crashing = tmp_path / "driver"
+  crashing.write_text(f"""#!/bin/sh
+if [ "$TFKAF_CPU_PATH" = avx512 ]; then kill -ILL $$; fi
+exec {driver[0]}
+""")
+  crashing.chmod(0o755)
+  verdict = _check_tool()._check_paths(crashing, tmp_path, list(PATHS))
+  assert verdict["baseline"] == "passed"
+  assert verdict["avx512"].startswith("FAILED"), verdict
+  assert "SIGILL" in verdict["avx512"], verdict
+  count = len(cases.names(inputs))
+  assert f"avx512: {count} cases FAILED" in capsys.readouterr().out
+
+
 def test_check_tool_bench(driver, monkeypatch):
   """The tool's timing table: every op on every path, each ratio the op's
   time over the relu loop's on that path."""
