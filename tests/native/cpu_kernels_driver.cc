@@ -232,7 +232,7 @@ int main() {
     if (result.error != nullptr) {
       std::printf("error %s: %s\n", job.name.c_str(), result.error);
     } else {
-      std::printf("ok %s %.4f %.4f\n", job.name.c_str(), result.forward_ms,
+      std::printf("ok %s %.6f %.6f\n", job.name.c_str(), result.forward_ms,
                   result.backward_ms);
     }
     std::fflush(stdout);
