@@ -6,7 +6,7 @@
 // Work runs on TensorFlow's intra-op pool in flat element ranges, cut at row
 // ends (RowView, ForEachRun). Float inputs go through the vector loops of
 // the selected CPU path (spline_cpu_simd.h, compiled per path by
-// cpu_paths.h, chosen by SplinePath), then the scalar loop finishes each
+// cpu_paths.h, chosen by SplineLoopsFor), then the scalar loop finishes each
 // run; every path is bitwise identical to the scalar loop.
 //
 // Backward: one pass over (dy, x) writes dx and accumulates the coefficient
@@ -94,13 +94,19 @@ class CoefficientTable {
   std::vector<Acc> copy_;
 };
 
-// The CPU path for this call: the selected one (cpu_features.h), unless the
-// vector loops' int32 indices cannot address the coefficients (channels * K
-// >= 2^31) or K - 2 is not exact in float (K > 2^24): then the baseline.
-CpuPath SplinePath(const SplineParams& params) {
+// The vector loops of this call: the selected CPU path's (cpu_features.h),
+// or none (`vector` false: the scalar loops do everything) where their int32
+// indices cannot address the coefficients (channels * K >= 2^31) or K - 2
+// is not exact in float (K > 2^24).
+struct SplineLoops {
+  CpuPath path;
+  bool vector;
+};
+
+SplineLoops SplineLoopsFor(const SplineParams& params) {
   const bool fits = params.knots <= (int64{1} << 24) &&
                     params.layout.channels * params.knots < (int64{1} << 31);
-  return fits ? SelectedCpuPath() : CpuPath::kBaseline;
+  return {SelectedCpuPath(), fits};
 }
 
 // y[j] = f(x[j]) for n elements of one channel row (stride 1 in x and y;
@@ -150,25 +156,31 @@ inline void BackwardRun(const Grid<Acc>& grid, const T* dy, const T* x,
 
 // The path's vector loop where it applies (float), then the scalar loop.
 template <typename T, typename Acc>
-inline void Forward(CpuPath path, const Grid<Acc>& grid, const T* x,
-                    const Acc* coeff, int64 channel_stride, int64 n, T* y) {
+inline void Forward(const SplineLoops& loops, const Grid<Acc>& grid,
+                    const T* x, const Acc* coeff, int64 channel_stride,
+                    int64 n, T* y) {
   int64 done = 0;
   if constexpr (std::is_same<T, float>::value) {
-    done = TFKAF_CPU_DISPATCH(
-        path, ForwardVector(grid, x, coeff, channel_stride, n, y));
+    if (loops.vector) {
+      done = TFKAF_CPU_DISPATCH(
+          loops.path, ForwardVector(grid, x, coeff, channel_stride, n, y));
+    }
   }
   ForwardRun<T, Acc>(grid, x + done, coeff + done * channel_stride,
                      channel_stride, n - done, y + done);
 }
 
 template <typename T, typename Acc>
-inline void Backward(CpuPath path, const Grid<Acc>& grid, const T* dy,
-                     const T* x, const Acc* slopes, Acc* acc,
+inline void Backward(const SplineLoops& loops, const Grid<Acc>& grid,
+                     const T* dy, const T* x, const Acc* slopes, Acc* acc,
                      int64 channel_stride, int64 n, T* dx) {
   int64 done = 0;
   if constexpr (std::is_same<T, float>::value) {
-    done = TFKAF_CPU_DISPATCH(path, BackwardVector(grid, dy, x, slopes, acc,
-                                                   channel_stride, n, dx));
+    if (loops.vector) {
+      done = TFKAF_CPU_DISPATCH(
+          loops.path, BackwardVector(grid, dy, x, slopes, acc,
+                                     channel_stride, n, dx));
+    }
   }
   BackwardRun<T, Acc>(grid, dy + done, x + done,
                       slopes + done * channel_stride,
@@ -253,7 +265,7 @@ void AccumulateChunks(const CpuDevice& device, const SplineParams& params,
                       const Acc* slopes, T* dx, Acc* partials) {
   const Grid<Acc> grid(params);
   const RowView view(params.layout);
-  const CpuPath path = SplinePath(params);
+  const SplineLoops loops = SplineLoopsFor(params);
   const int64 knots = params.knots;
   const int64 pair_size = 2 * params.layout.channels * knots;
   device.parallel_for(
@@ -267,7 +279,7 @@ void AccumulateChunks(const CpuDevice& device, const SplineParams& params,
           ForEachRun(view, knots, first, last,
                      [&](int64 offset, int64 table_offset, int64 stride,
                          int64 n) {
-                       Backward<T, Acc>(path, grid, dy + offset, x + offset,
+                       Backward<T, Acc>(loops, grid, dy + offset, x + offset,
                                         slopes + table_offset,
                                         acc + 2 * table_offset, stride, n,
                                         dx + offset);
@@ -338,7 +350,7 @@ const char* functor::SplineForward<CpuDevice, T>::operator()(
   const Grid<Acc> grid(params);
   const RowView view(layout);
   const Acc* coeff = table.data();
-  const CpuPath path = SplinePath(params);
+  const SplineLoops loops = SplineLoopsFor(params);
   const int64 blocks = (view.size + kForwardBlock - 1) / kForwardBlock;
   device.parallel_for(
       blocks, kForwardBlock * kCyclesPerElement, [&](int64 begin, int64 end) {
@@ -346,7 +358,7 @@ const char* functor::SplineForward<CpuDevice, T>::operator()(
                    std::min(view.size, end * kForwardBlock),
                    [&](int64 offset, int64 table_offset, int64 stride,
                        int64 n) {
-                     Forward<T, Acc>(path, grid, x + offset,
+                     Forward<T, Acc>(loops, grid, x + offset,
                                      coeff + table_offset, stride, n,
                                      y + offset);
                    });

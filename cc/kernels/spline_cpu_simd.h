@@ -3,15 +3,15 @@
 // guard. The includer provides Grid, <immintrin.h> and int64.
 //
 // Float only, 8 elements at a time on the avx2 path (scalar loads of the
-// coefficient pairs, LoadPairs), 16 with AVX-512F gathers on the avx512 path.
+// coefficient pairs, LoadPairs), 16 with AVX-512F gathers on the avx512 path,
+// 4 with SSE2 on the baseline path (forward only: its backward returns 0).
 // They process the largest multiple of the vector width of n and return it; the
-// caller finishes with the scalar loop. The baseline path has no vector loop
-// (it returns 0: the scalar loop does everything). Same operations in the same
+// caller finishes with the scalar loop. Same operations in the same
 // order as the scalar loops, without FMA contraction (hence
 // `optimize("fp-contract=off")` below, the paths' targets enabling FMA), so
 // results are bitwise identical whichever path runs. Require channels * K <
 // 2^31 and K <= 2^24 (int32 indices; K - 2 exact in float), checked by
-// SplinePath (spline_cpu.cc).
+// SplineLoopsFor (spline_cpu.cc).
 
 #ifndef TFKAF_SIMD_NS
 #error "include spline_cpu_simd.h through cpu_paths.h"
@@ -23,6 +23,16 @@
 namespace tfkaf {
 namespace TFKAF_SIMD_NS {
 namespace {
+
+// table[a[0]], table[a[0] + 1], table[b[0]], table[b[0] + 1]: two 8-byte
+// loads (bits moved, not converted). a and b are only float-aligned:
+// _mm_loadu_si64 reads through an unaligned type, where GCC's _mm_load_sd
+// dereferences a double pointer (undefined behaviour that UBSan reports);
+// _mm_loadh_pd is a builtin without that dereference.
+inline __m128 LoadTwoPairs(const float* a, const float* b) {
+  const __m128d lo = _mm_castsi128_pd(_mm_loadu_si64(a));
+  return _mm_castpd_ps(_mm_loadh_pd(lo, reinterpret_cast<const double*>(b)));
+}
 
 #if TFKAF_SIMD_AVX2
 
@@ -92,16 +102,6 @@ inline void AddPairs(float* acc, const int* at, __m256 w0, __m256 ug) {
 // The 8 lanes' indices, stored once per vector for the scalar loads below.
 inline void StoreIndices(int* at, __m256i index) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(at), index);
-}
-
-// table[a[0]], table[a[0] + 1], table[b[0]], table[b[0] + 1]: two 8-byte
-// loads (bits moved, not converted). a and b are only float-aligned:
-// _mm_loadu_si64 reads through an unaligned type, where GCC's _mm_load_sd
-// dereferences a double pointer (undefined behaviour that UBSan reports);
-// _mm_loadh_pd is a builtin without that dereference.
-inline __m128 LoadTwoPairs(const float* a, const float* b) {
-  const __m128d lo = _mm_castsi128_pd(_mm_loadu_si64(a));
-  return _mm_castpd_ps(_mm_loadh_pd(lo, reinterpret_cast<const double*>(b)));
 }
 
 // first = table[at[l]] and second = table[at[l] + 1] for the 8 lanes l. Each
@@ -253,11 +253,46 @@ inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
 
 #endif  // TFKAF_SIMD_AVX512
 
-#else  // baseline: no vector loop
+#else  // baseline (SSE2): 4 lanes forward, no backward vector loop
 
-inline int64 ForwardVector(const Grid<float>&, const float*, const float*,
-                           int64, int64, float*) {
-  return 0;
+// SplineSegment for 4 lanes: the coefficient index (lane base + i) and u.
+// SSE2 has no pminsd: i = min(i, last) by a compare and a select.
+inline __m128i Segment4(const Grid<float>& grid, __m128 xv, __m128i base,
+                        __m128* u) {
+  const __m128 t = _mm_mul_ps(_mm_sub_ps(xv, _mm_set1_ps(grid.x_min)),
+                              _mm_set1_ps(grid.scale));
+  // max_ps returns its second operand when the first is NaN: NaN -> 0.
+  const __m128 clamped = _mm_min_ps(_mm_max_ps(t, _mm_setzero_ps()),
+                                    _mm_set1_ps(grid.last_f));
+  __m128i i = _mm_cvttps_epi32(clamped);
+  const __m128i last = _mm_set1_epi32(static_cast<int>(grid.last));
+  const __m128i over = _mm_cmpgt_epi32(i, last);
+  i = _mm_or_si128(_mm_and_si128(over, last), _mm_andnot_si128(over, i));
+  *u = _mm_sub_ps(t, _mm_cvtepi32_ps(i));
+  return _mm_add_epi32(base, i);
+}
+
+inline int64 ForwardVector(const Grid<float>& grid, const float* x,
+                           const float* coeff, int64 channel_stride, int64 n,
+                           float* y) {
+  const int s = static_cast<int>(channel_stride);
+  __m128i base = _mm_setr_epi32(0, s, 2 * s, 3 * s);
+  const __m128i step = _mm_set1_epi32(4 * s);
+  const int64 done = n & ~int64{3};
+  for (int64 j = 0; j < done; j += 4) {
+    __m128 u;
+    alignas(16) int at[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(at),
+                    Segment4(grid, _mm_loadu_ps(x + j), base, &u));
+    // Lanes 0 1 into lo, 2 3 into hi, each (c[i], c[i + 1]).
+    const __m128 lo = LoadTwoPairs(coeff + at[0], coeff + at[1]);
+    const __m128 hi = LoadTwoPairs(coeff + at[2], coeff + at[3]);
+    const __m128 c0 = _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m128 c1 = _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm_storeu_ps(y + j, _mm_add_ps(c0, _mm_mul_ps(u, _mm_sub_ps(c1, c0))));
+    base = _mm_add_epi32(base, step);
+  }
+  return done;
 }
 
 inline int64 BackwardVector(const Grid<float>&, const float*, const float*,
