@@ -85,7 +85,7 @@ def _job_line(name, stem, arrays):
   outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
   for part in ("x", "dy", "param"):
     arrays[part].tofile(f"{stem}.{part}")
-  n = param.shape[1] if param.ndim == 2 else 0
+  n = param.shape[1]
   if op == "spline":
     x_min, x_max = (f32(v) for v in cases.X_RANGE)
     kind, kernel, a, b = "spline", "-", x_min, (n - 1) / (x_max - x_min)

@@ -255,19 +255,29 @@ inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
 
 #else  // baseline (SSE2): 4 lanes forward, no backward vector loop
 
+// The grid's constants broadcast once per run (read through `grid` inside
+// the loop, they were reloaded per vector: y's stores may alias them).
+struct RunConstants4 {
+  explicit RunConstants4(const Grid<float>& grid)
+      : x_min(_mm_set1_ps(grid.x_min)),
+        scale(_mm_set1_ps(grid.scale)),
+        last_f(_mm_set1_ps(grid.last_f)),
+        last(_mm_set1_epi32(static_cast<int>(grid.last))) {}
+  __m128 x_min, scale, last_f;
+  __m128i last;
+};
+
 // SplineSegment for 4 lanes: the coefficient index (lane base + i) and u.
 // SSE2 has no pminsd: i = min(i, last) by a compare and a select.
-inline __m128i Segment4(const Grid<float>& grid, __m128 xv, __m128i base,
+inline __m128i Segment4(const RunConstants4& k, __m128 xv, __m128i base,
                         __m128* u) {
-  const __m128 t = _mm_mul_ps(_mm_sub_ps(xv, _mm_set1_ps(grid.x_min)),
-                              _mm_set1_ps(grid.scale));
+  const __m128 t = _mm_mul_ps(_mm_sub_ps(xv, k.x_min), k.scale);
   // max_ps returns its second operand when the first is NaN: NaN -> 0.
-  const __m128 clamped = _mm_min_ps(_mm_max_ps(t, _mm_setzero_ps()),
-                                    _mm_set1_ps(grid.last_f));
+  const __m128 clamped =
+      _mm_min_ps(_mm_max_ps(t, _mm_setzero_ps()), k.last_f);
   __m128i i = _mm_cvttps_epi32(clamped);
-  const __m128i last = _mm_set1_epi32(static_cast<int>(grid.last));
-  const __m128i over = _mm_cmpgt_epi32(i, last);
-  i = _mm_or_si128(_mm_and_si128(over, last), _mm_andnot_si128(over, i));
+  const __m128i over = _mm_cmpgt_epi32(i, k.last);
+  i = _mm_or_si128(_mm_and_si128(over, k.last), _mm_andnot_si128(over, i));
   *u = _mm_sub_ps(t, _mm_cvtepi32_ps(i));
   return _mm_add_epi32(base, i);
 }
@@ -275,6 +285,7 @@ inline __m128i Segment4(const Grid<float>& grid, __m128 xv, __m128i base,
 inline int64 ForwardVector(const Grid<float>& grid, const float* x,
                            const float* coeff, int64 channel_stride, int64 n,
                            float* y) {
+  const RunConstants4 k(grid);
   const int s = static_cast<int>(channel_stride);
   __m128i base = _mm_setr_epi32(0, s, 2 * s, 3 * s);
   const __m128i step = _mm_set1_epi32(4 * s);
@@ -283,7 +294,7 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
     __m128 u;
     alignas(16) int at[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(at),
-                    Segment4(grid, _mm_loadu_ps(x + j), base, &u));
+                    Segment4(k, _mm_loadu_ps(x + j), base, &u));
     // Lanes 0 1 into lo, 2 3 into hi, each (c[i], c[i + 1]).
     const __m128 lo = LoadTwoPairs(coeff + at[0], coeff + at[1]);
     const __m128 hi = LoadTwoPairs(coeff + at[2], coeff + at[3]);
