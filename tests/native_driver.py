@@ -21,8 +21,8 @@ import numpy as np
 import cpu_path_cases as cases
 from reference import f32, np_gamma
 
-__all__ = ["EMULATION", "ROOT", "SOURCES", "BuildError", "build", "run",
-           "run_cases"]
+__all__ = ["EMULATION", "ROOT", "SOURCES", "BuildError", "build",
+           "read_outputs", "run", "run_cases", "verdicts", "write_jobs"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Slowest first, for the compiler pool: the emulated avx512 copy of the KAF
@@ -42,9 +42,10 @@ class BuildError(RuntimeError):
   """g++ failed; the message ends with its diagnostics."""
 
 
-def build(folder, eigen_include, extra_flags=()):
+def build(folder, eigen_include, extra_flags=(), static=False):
   """Compiles the driver into `folder` (one g++ per source, in parallel)
-  and returns its path. eigen_include: a folder holding Eigen/Core."""
+  and returns its path. eigen_include: a folder holding Eigen/Core.
+  static: link statically (to run where the C++ runtime is absent)."""
   folder = pathlib.Path(folder)
   include = ("-I", str(ROOT), "-I", str(eigen_include))
 
@@ -61,7 +62,8 @@ def build(folder, eigen_include, extra_flags=()):
   with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
     objects = list(pool.map(compile_one, SOURCES))
   driver = folder / "driver"
-  subprocess.run(["g++", *objects, "-o", str(driver), "-lpthread"],
+  link = ["-static"] if static else []
+  subprocess.run(["g++", *objects, "-o", str(driver), *link, "-lpthread"],
                  check=True, timeout=300)
   return driver
 
@@ -76,15 +78,16 @@ def _kaf_job(op, n):
   return "kaf", n, op.split("-")[0], a, np_gamma(a, n)
 
 
-def _job_line(name, stem, arrays):
+def _job_line(name, folder, stem, arrays):
   """The driver's job line for case `name` ("op/dtype/axis:channels"),
-  its arrays x, dy and param written to stem.x, stem.dy, stem.param."""
+  its arrays x, dy and param written to stem.x, stem.dy, stem.param in
+  `folder` (the driver's working folder)."""
   op, dtype, _ = name.split("/")
   x, param = arrays["x"], arrays["param"]
   axis = cases.axis_of(name) % x.ndim
   outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
   for part in ("x", "dy", "param"):
-    arrays[part].tofile(f"{stem}.{part}")
+    arrays[part].tofile(pathlib.Path(folder) / f"{stem}.{part}")
   n = param.shape[1]
   if op == "spline":
     x_min, x_max = (f32(v) for v in cases.X_RANGE)
@@ -110,31 +113,55 @@ def _read(stem, name, arrays):
           for part, shape in shapes.items()}
 
 
+def _stems(inputs, path):
+  """{case name: its files' stem, relative to the run's folder}."""
+  return {name: f"{path}/" + name.replace("/", "_").replace(":", "_")
+          for name in cases.names(inputs)}
+
+
+def _arrays(inputs, name):
+  return {p: inputs[f"{name}/{p}"] for p in ("x", "dy", "param")}
+
+
+def write_jobs(folder, inputs, path):
+  """Writes the arrays of every case of `inputs` (cpu_path_cases.inputs()
+  or the like) under folder/path and returns the driver's job lines for
+  them, their files named relative to `folder` (the driver's working
+  folder)."""
+  (pathlib.Path(folder) / path).mkdir(parents=True, exist_ok=True)
+  jobs = []
+  for name, stem in _stems(inputs, path).items():
+    jobs.append(_job_line(name, folder, stem, _arrays(inputs, name)))
+  return "\n".join(jobs) + "\n"
+
+
+def read_outputs(folder, inputs, path, stdout):
+  """What a driver run of write_jobs(folder, inputs, path) gave: (the path
+  the driver reported, {"name/part": output}, {name: (forward ms,
+  backward ms)}). stdout: what the driver printed."""
+  stems = _stems(inputs, path)
+  lines = stdout.splitlines()
+  words = [line.split() for line in lines[1:]]
+  if [w[:2] for w in words] != [["ok", stem] for stem in stems.values()]:
+    raise RuntimeError(f"the driver failed on path {path}:\n{stdout}")
+  got, times = {}, {}
+  for (name, stem), w in zip(stems.items(), words):
+    got.update(_read(pathlib.Path(folder) / stem, name,
+                     _arrays(inputs, name)))
+    times[name] = (float(w[2]), float(w[3]))
+  return lines[0], got, times
+
+
 def run(driver, folder, inputs, path, reps=1):
   """Runs every case of `inputs` (cpu_path_cases.inputs() or the like) on
   CPU path `path`. Returns (the path the driver reported, {"name/part":
   output}, {name: (forward ms, backward ms)}, best of `reps` calls)."""
-  work = pathlib.Path(folder) / path
-  work.mkdir(parents=True, exist_ok=True)
-  names = cases.names(inputs)
-  stems = {name: work / name.replace("/", "_").replace(":", "_")
-           for name in names}
-  arrays = {name: {p: inputs[f"{name}/{p}"] for p in ("x", "dy", "param")}
-            for name in names}
-  jobs = [_job_line(name, stems[name], arrays[name]) for name in names]
+  jobs = write_jobs(folder, inputs, path)
   env = dict(os.environ, TFKAF_CPU_PATH=path, TFKAF_DRIVER_REPS=str(reps))
-  done = subprocess.run([str(driver)], input="\n".join(jobs) + "\n",
-                        capture_output=True, text=True, timeout=600,
-                        env=env, check=True)
-  lines = done.stdout.splitlines()
-  words = [line.split() for line in lines[1:]]
-  if [w[:2] for w in words] != [["ok", str(stems[n])] for n in names]:
-    raise RuntimeError(f"the driver failed on path {path}:\n{done.stdout}")
-  got, times = {}, {}
-  for name, w in zip(names, words):
-    got.update(_read(stems[name], name, arrays[name]))
-    times[name] = (float(w[2]), float(w[3]))
-  return lines[0], got, times
+  done = subprocess.run([str(driver)], input=jobs, capture_output=True,
+                        text=True, timeout=600, env=env, cwd=folder,
+                        check=True)
+  return read_outputs(folder, inputs, path, done.stdout)
 
 
 def run_cases(driver, folder, paths, inputs):
@@ -145,3 +172,23 @@ def run_cases(driver, folder, paths, inputs):
     reported, got, _ = run(driver, folder, inputs, path)
     out[path] = (reported, got)
   return out
+
+
+def verdicts(outputs, inputs):
+  """{path: "passed" or its first failure} for each path's outputs
+  ({path: (the path the driver reported, {"name/part": output})}, as
+  run_cases gives), held to the NumPy reference and, where the baseline
+  path is among them, to the baseline's (the spline bitwise)."""
+  verdict = {}
+  for path, (reported, got) in outputs.items():
+    if reported != f"path {path}":  # cpu_features.cc: not usable here
+      verdict[path] = f"FAILED: asked for {path}, the driver ran {reported}"
+      continue
+    try:
+      cases.assert_match_reference(got, inputs, path)
+      if path != "baseline" and "baseline" in outputs:
+        cases.assert_agree(outputs["baseline"][1], got)
+      verdict[path] = "passed"
+    except AssertionError as e:
+      verdict[path] = "FAILED: " + str(e).strip()[:2000]
+  return verdict

@@ -118,25 +118,24 @@ def _check_tool():
   return module
 
 
-def test_check_tool_reports_a_wrong_path(inputs, outputs):
-  """tools/avx512_check.py's verdict: each path against the reference and
-  the baseline; one output element off fails that path alone, and so does
-  a path the driver did not run."""
-  tool = _check_tool()
-  assert tool._check(outputs, inputs) == {"baseline": "passed",
-                                          "avx512": "passed"}
+def test_verdicts_report_a_wrong_path(inputs, outputs):
+  """The check tools' verdict (native_driver.verdicts): each path against
+  the reference and the baseline; one output element off fails that path
+  alone, and so does a path the driver did not run."""
+  assert native_driver.verdicts(outputs, inputs) == {"baseline": "passed",
+                                                     "avx512": "passed"}
   reported, got = outputs["avx512"]
   broken = dict(got)
   key = "kaf2d/float32/-1:19/dparam"
   broken[key] = got[key].copy()
   broken[key][4, 7] += 0.01
-  verdict = tool._check({"baseline": outputs["baseline"],
-                         "avx512": (reported, broken)}, inputs)
+  verdict = native_driver.verdicts({"baseline": outputs["baseline"],
+                                    "avx512": (reported, broken)}, inputs)
   assert verdict["baseline"] == "passed"
   assert verdict["avx512"].startswith("FAILED")
   assert "avx512 kaf2d/float32/-1:19 dparam" in verdict["avx512"]
-  verdict = tool._check({"baseline": outputs["baseline"],
-                         "avx512": ("path avx2", got)}, inputs)
+  verdict = native_driver.verdicts({"baseline": outputs["baseline"],
+                                    "avx512": ("path avx2", got)}, inputs)
   assert verdict["avx512"] == ("FAILED: asked for avx512, the driver ran "
                                "path avx2")
 

@@ -73,7 +73,7 @@ def _cpuinfo():
   return module.cpuinfo()
 
 
-def _eigen(given):
+def eigen_folder(given):
   """The folder holding Eigen/Core, or None."""
   candidates = [given, os.environ.get("TFKAF_EIGEN_INCLUDE")]
   if not any(candidates):
@@ -88,27 +88,9 @@ def _eigen(given):
   return None
 
 
-def _check(outputs, inputs):
-  """{path: "passed" or the first failure} for each path's outputs
-  (native_driver.run_cases), held to the baseline's where it has them."""
-  verdict = {}
-  for path, (reported, got) in outputs.items():
-    if reported != f"path {path}":  # cpu_features.cc: not usable here
-      verdict[path] = f"FAILED: asked for {path}, the driver ran {reported}"
-      continue
-    try:
-      cases.assert_match_reference(got, inputs, path)
-      if path != "baseline" and "baseline" in outputs:
-        cases.assert_agree(outputs["baseline"][1], got)
-      verdict[path] = "passed"
-    except AssertionError as e:
-      verdict[path] = "FAILED: " + str(e).strip()[:2000]
-  return verdict
-
-
 def _check_paths(driver, folder, paths):
-  """_check's verdict for every path, a path whose driver run failed (a
-  crash, say: an illegal instruction) failing with what it printed."""
+  """native_driver.verdicts for every path, a path whose driver run failed
+  (a crash, say: an illegal instruction) failing with what it printed."""
   inputs = cases.inputs()
   outputs, verdict = {}, {}
   for path in paths:
@@ -117,7 +99,7 @@ def _check_paths(driver, folder, paths):
                                               inputs)[path]
     except (RuntimeError, subprocess.CalledProcessError) as e:
       verdict[path] = f"FAILED: {e} {getattr(e, 'stderr', '') or ''}"[:2000]
-  verdict.update(_check(outputs, inputs))
+  verdict.update(native_driver.verdicts(outputs, inputs))
   for path in paths:
     print(f"{path}: {len(cases.names(inputs))} cases {verdict[path]}")
   return verdict
@@ -182,14 +164,19 @@ def _machine(paths):
           "cores": os.cpu_count()}
 
 
-def _parse(argv):
-  parser = argparse.ArgumentParser(
-      description="Checks and times every CPU kernel path without "
-      "TensorFlow (see the module's docstring).")
+def arguments(description):
+  """The options both CPU check tools take: --eigen and --json."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--eigen", help="a folder holding Eigen/Core")
+  parser.add_argument("--json", help="also write the results here")
+  return parser
+
+
+def _parse(argv):
+  parser = arguments("Checks and times every CPU kernel path without "
+                     "TensorFlow (see the module's docstring).")
   parser.add_argument("--reps", type=int, default=10,
                       help="timed calls per op and path (0: no timing)")
-  parser.add_argument("--json", help="also write the results here")
   return parser.parse_args(argv)
 
 
@@ -200,7 +187,7 @@ def main(argv=None):
   print(json.dumps(machine, indent=1))
   if "avx512" not in paths:
     print("This CPU lacks AVX-512F: checking the other paths only.")
-  eigen = _eigen(args.eigen)
+  eigen = eigen_folder(args.eigen)
   if shutil.which("g++") is None or eigen is None:
     print("Needs g++ and Eigen's headers (--eigen DIR holding Eigen/Core); "
           "see the module's docstring.", file=sys.stderr)
