@@ -174,11 +174,12 @@ def run_cases(driver, folder, paths, inputs):
   return out
 
 
-def verdicts(outputs, inputs):
+def verdicts(outputs, inputs, special=None):
   """{path: "passed" or its first failure} for each path's outputs
   ({path: (the path the driver reported, {"name/part": output})}, as
   run_cases gives), held to the NumPy reference and, where the baseline
-  path is among them, to the baseline's (the spline bitwise)."""
+  path is among them, to the baseline's (the spline bitwise). special:
+  the same for cpu_path_cases.special_inputs(), held to the baseline's."""
   verdict = {}
   for path, (reported, got) in outputs.items():
     if reported != f"path {path}":  # cpu_features.cc: not usable here
@@ -188,6 +189,9 @@ def verdicts(outputs, inputs):
       cases.assert_match_reference(got, inputs, path)
       if path != "baseline" and "baseline" in outputs:
         cases.assert_agree(outputs["baseline"][1], got)
+        if special:
+          cases.assert_agree(special["baseline"][1], special[path][1],
+                             rounding_differs=False)
       verdict[path] = "passed"
     except AssertionError as e:
       verdict[path] = "FAILED: " + str(e).strip()[:2000]

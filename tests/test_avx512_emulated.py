@@ -87,6 +87,27 @@ def test_emulated_avx512_agrees_with_baseline(outputs):
   cases.assert_agree(outputs["baseline"][1], outputs["avx512"][1])
 
 
+def test_emulated_avx512_agrees_with_baseline_on_special_values(
+    inputs, outputs, driver):
+  """NaN, +-inf, +-huge, subnormals and signed zeros in x: the same NaN and
+  inf as the baseline path, the spline bitwise; the verdict fails a path
+  whose special outputs differ."""
+  special = native_driver.run_cases(driver[0], driver[1] / "special", PATHS,
+                                    cases.special_inputs())
+  cases.assert_agree(special["baseline"][1], special["avx512"][1],
+                     rounding_differs=False)
+  assert native_driver.verdicts(outputs, inputs, special) == {
+      "baseline": "passed", "avx512": "passed"}
+  reported, got = special["avx512"]
+  key = "spline/float32/-1:37/y"
+  broken = {**got, key: got[key].copy()}
+  broken[key][0, 20] = np.nextafter(broken[key][0, 20], np.float32(9))
+  verdict = native_driver.verdicts(
+      outputs, inputs, {**special, "avx512": (reported, broken)})
+  assert verdict["baseline"] == "passed"
+  assert verdict["avx512"].startswith("FAILED") and key in verdict["avx512"]
+
+
 def _relu_inputs(rows=5, channels=19):
   rng = np.random.default_rng(3)
   name = f"relu-yardstick/float32/-1:{channels}"
@@ -153,7 +174,7 @@ exec {driver[0]}
   assert verdict["baseline"] == "passed"
   assert verdict["avx512"].startswith("FAILED"), verdict
   assert "SIGILL" in verdict["avx512"], verdict
-  count = len(cases.names(inputs))
+  count = len(cases.names(inputs)) + len(cases.names(cases.special_inputs()))
   assert f"avx512: {count} cases FAILED" in capsys.readouterr().out
 
 

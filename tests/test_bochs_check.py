@@ -24,13 +24,13 @@ def test_guest_report_reads_the_marked_lines():
   serial = "\n".join([
       "[    0.1] boot noise tfkaf-guest: not at the start",
       "tfkaf-guest: flags\t\t: fpu sse2 avx2 avx512f avx512bw",
-      "tfkaf-guest: baseline exit 0",
-      "tfkaf-guest: avx512 exit 132",
+      "tfkaf-guest: cases/baseline exit 0",
+      "tfkaf-guest: cases/avx512 exit 132",
       "tfkaf-guest: written",
   ])
   flags, status, written = tool.guest_report(serial)
   assert {"avx2", "avx512f", "avx512bw"} <= flags and "noise" not in flags
-  assert status == {"baseline": 0, "avx512": 132}
+  assert status == {"cases/baseline": 0, "cases/avx512": 132}
   assert written
   assert tool.guest_report("kernel panic\n") == (set(), {}, False)
 
@@ -41,10 +41,11 @@ def test_a_path_that_died_in_the_guest_fails_with_its_error(tmp_path):
   tool = _tool()
   (tmp_path / "avx512.err").write_text("Illegal instruction")
   with tarfile.open(tmp_path / "out.img", "w") as tar:
-    tar.add(tmp_path / "avx512.err", "./avx512.err")
-  outputs, failed = tool.guest_outputs(tmp_path, cases.inputs(),
-                                       {"avx512": 132})
-  assert outputs == {}
+    tar.add(tmp_path / "avx512.err", "./cases/avx512.err")
+  inputs = {"cases": cases.inputs(), "special": cases.special_inputs()}
+  outputs, failed = tool.guest_outputs(tmp_path, inputs,
+                                       {"cases/avx512": 132})
+  assert outputs == {"cases": {}, "special": {}}
   assert failed["avx512"] == ("FAILED: the driver exited with 132: "
                               "Illegal instruction")
   assert set(failed) == set(tool.PATHS)

@@ -17,8 +17,10 @@ BW, DQ, VL):
    every case forward and backward on the baseline, avx2 and avx512 paths
    and writes the outputs to a disk image (about 2 minutes);
 3. holds each path's outputs to the NumPy reference and to the baseline
-   path (native_driver.verdicts), and each path this CPU also has to this
-   CPU's own run of the same binary, bitwise: the emulator's fidelity.
+   path, also on inputs full of NaN, inf, huge and subnormal values
+   (native_driver.verdicts; cpu_path_cases.special_inputs), and each path
+   this CPU also has to this CPU's own run of the same binary, bitwise:
+   the emulator's fidelity.
 
 Timing inside an emulator means nothing; tools/avx512_check.py times the
 paths on real hardware.
@@ -61,6 +63,9 @@ import avx512_check  # the shared options, where Eigen's headers are
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PATHS = ("baseline", "avx2", "avx512")
+# The case sets: cpu_path_cases.inputs() and special_inputs(), each in its
+# own folder of the guest.
+SETS = ("cases", "special")
 PACKAGES = ("bochs bochsbios vgabios bochs-term isolinux syslinux-common "
             "genisoimage cpio busybox-static")
 FILES = {"bios": "/usr/share/bochs/BIOS-bochs-latest",
@@ -106,11 +111,14 @@ B=/bin/busybox
 $B mount -t proc proc /proc
 $B mount -t devtmpfs dev /dev
 echo "{MARK} $($B grep -m1 '^flags' /proc/cpuinfo)"
-cd /g
-for p in {" ".join(PATHS)}; do
-  TFKAF_CPU_PATH=$p /driver < $p.jobs > $p.out 2> $p.err
-  echo "{MARK} $p exit $?"
+for s in {" ".join(SETS)}; do
+  cd /g/$s
+  for p in {" ".join(PATHS)}; do
+    TFKAF_CPU_PATH=$p /driver < $p.jobs > $p.out 2> $p.err
+    echo "{MARK} $s/$p exit $?"
+  done
 done
+cd /g
 for m in {" ".join(m.rsplit("/", 1)[1] for m in MODULES)}; do
   $B insmod /mod/$m.ko
 done
@@ -157,7 +165,8 @@ def _kernel(folder, deb):
 
 def _initramfs(folder, driver, modules, inputs):
   """The guest's initramfs (gzipped cpio): busybox, /init, the driver, the
-  block-device modules and, under /g, every path's job list and inputs."""
+  block-device modules and, under /g/<set>, every path's job list and
+  inputs. inputs: {set: its cases}."""
   root = folder / "root"
   for sub in ("bin", "dev", "proc", "mod", "g"):
     (root / sub).mkdir(parents=True)
@@ -166,9 +175,10 @@ def _initramfs(folder, driver, modules, inputs):
   for module in MODULES:
     name = module.rsplit("/", 1)[1] + ".ko"
     shutil.copy(modules / (module + ".ko"), root / "mod" / name)
-  for path in PATHS:
-    jobs = native_driver.write_jobs(root / "g", inputs, path)
-    (root / "g" / f"{path}.jobs").write_text(jobs)
+  for case_set, path in ((c, p) for c in SETS for p in PATHS):
+    where = root / "g" / case_set
+    jobs = native_driver.write_jobs(where, inputs[case_set], path)
+    (where / f"{path}.jobs").write_text(jobs)
   (root / "init").write_text(INIT)
   (root / "init").chmod(0o755)
   archive = folder / "initrd.gz"
@@ -228,18 +238,15 @@ def guest_report(serial):
   return flags, status, written
 
 
-def guest_outputs(folder, inputs, status):
-  """{path: (the path the driver reported, its outputs)} read back from the
-  guest's disk image, and {path: why it has none}."""
-  results = folder / "results"
-  with tarfile.open(folder / "out.img") as tar:
-    tar.extractall(results, filter="data")
+def _guest_set(results, inputs, status):
+  """One case set's {path: (the path the driver reported, its outputs)}
+  from the guest's `results` folder, and {path: why it has none}."""
   outputs, failed = {}, {}
   for path in PATHS:
-    out = results / f"{path}.out"
-    if status.get(path) != 0 or not out.is_file():
+    out, code = results / f"{path}.out", status.get(path)
+    if code != 0 or not out.is_file():
       err = results / f"{path}.err"
-      failed[path] = (f"FAILED: the driver exited with {status.get(path)}: "
+      failed[path] = (f"FAILED: the driver exited with {code}: "
                       f"{err.read_text()[:1000] if err.is_file() else ''}")
       continue
     try:
@@ -250,16 +257,41 @@ def guest_outputs(folder, inputs, status):
   return outputs, failed
 
 
+def guest_outputs(folder, inputs, status):
+  """{set: {path: (the path the driver reported, its outputs)}} read back
+  from the guest's disk image, only for the paths that gave every set, and
+  {path: why it has none}. inputs: {set: its cases}; status: {"set/path":
+  the driver's exit status} (guest_report)."""
+  results = folder / "results"
+  with tarfile.open(folder / "out.img") as tar:
+    tar.extractall(results, filter="data")
+  outputs, failed = {}, {}
+  for case_set in SETS:
+    codes = {k.split("/")[1]: v for k, v in status.items()
+             if k.startswith(case_set + "/")}
+    outputs[case_set], lost = _guest_set(results / case_set,
+                                         inputs[case_set], codes)
+    failed = {**lost, **failed}
+  for got in outputs.values():
+    for path in failed:
+      got.pop(path, None)
+  return outputs, failed
+
+
 def fidelity(driver, folder, inputs, guest):
   """{path: "bitwise equal" or what differs}: for every path this CPU has,
-  the guest's outputs against this CPU's run of the same binary."""
+  the guest's outputs (guest_outputs) of every set against this CPU's run
+  of the same binary."""
   result = {}
   for path in cpu_paths.available():
-    if path not in guest:
+    if path not in guest[SETS[0]]:
       continue
-    _, here, _ = native_driver.run(driver, folder / "host", inputs, path)
-    there = guest[path][1]
-    differ = [k for k in here if here[k].tobytes() != there[k].tobytes()]
+    differ = []
+    for case_set in SETS:
+      _, here, _ = native_driver.run(driver, folder / "host" / case_set,
+                                     inputs[case_set], path)
+      there = guest[case_set][path][1]
+      differ += [k for k in here if here[k].tobytes() != there[k].tobytes()]
     result[path] = ("bitwise equal" if not differ else
                     f"DIFFERS in {len(differ)} outputs, first {differ[0]}")
   return result
@@ -267,7 +299,7 @@ def fidelity(driver, folder, inputs, guest):
 
 def _run(folder, args, eigen):
   """The whole check in `folder`; returns the JSON record."""
-  inputs = cases.inputs()
+  inputs = {"cases": cases.inputs(), "special": cases.special_inputs()}
   (folder / "build").mkdir()
   driver = native_driver.build(folder / "build", eigen, static=True)
   deb = args.kernel_deb or _kernel_deb(folder)
@@ -284,7 +316,8 @@ def _run(folder, args, eigen):
     record["serial_tail"] = serial[-3000:]
     return record
   outputs, failed = guest_outputs(folder, inputs, status)
-  record["cases"] = {**native_driver.verdicts(outputs, inputs), **failed}
+  record["cases"] = {**native_driver.verdicts(
+      outputs["cases"], inputs["cases"], outputs["special"]), **failed}
   record["fidelity"] = fidelity(driver, folder, inputs, outputs)
   return record
 

@@ -12,7 +12,8 @@ path the CPU has (baseline, avx2, avx512):
 
 1. runs every case of tests/cpu_path_cases.py forward and backward and holds
    it to the NumPy reference, and each vector path to the baseline path (the
-   spline bitwise);
+   spline bitwise), also on inputs full of NaN, inf, huge and subnormal
+   values (special_inputs);
 2. times each fused op, forward and backward, on the benchmark's reference
    workload (float32 [4096, 1024]; KAF D = 20, 2D-KAF D = 10 from
    [4096, 2048], spline K = 51) on one thread, best of --reps calls, with a
@@ -91,17 +92,20 @@ def eigen_folder(given):
 def _check_paths(driver, folder, paths):
   """native_driver.verdicts for every path, a path whose driver run failed
   (a crash, say: an illegal instruction) failing with what it printed."""
-  inputs = cases.inputs()
-  outputs, verdict = {}, {}
+  inputs, special = cases.inputs(), cases.special_inputs()
+  outputs, special_outputs, verdict = {}, {}, {}
   for path in paths:
     try:
-      outputs[path] = native_driver.run_cases(driver, folder, [path],
-                                              inputs)[path]
+      run = native_driver.run_cases(driver, folder, [path], inputs)
+      more = native_driver.run_cases(driver, folder / "special", [path],
+                                     special)
+      outputs[path], special_outputs[path] = run[path], more[path]
     except (RuntimeError, subprocess.CalledProcessError) as e:
       verdict[path] = f"FAILED: {e} {getattr(e, 'stderr', '') or ''}"[:2000]
-  verdict.update(native_driver.verdicts(outputs, inputs))
+  verdict.update(native_driver.verdicts(outputs, inputs, special_outputs))
+  count = len(cases.names(inputs)) + len(cases.names(special))
   for path in paths:
-    print(f"{path}: {len(cases.names(inputs))} cases {verdict[path]}")
+    print(f"{path}: {count} cases {verdict[path]}")
   return verdict
 
 
