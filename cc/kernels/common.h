@@ -150,6 +150,31 @@ struct ReductionChunks {
   }
 };
 
+// Adds the partial-sum buffers 1 .. count - 1 (`size` entries each, one
+// after another at `partials`) into buffer 0, each entry in chunk order,
+// block by block: each chunk's block then streams through memory. (KAF
+// summed one entry over all chunks before the next, reading `count`
+// buffers 80 KB apart at once for D = 20 on 1024 channels: 6.3% of the
+// samples of a forward and backward on 4096 x 1024, one thread, avx2;
+// 2.9% block by block.)
+template <typename Acc>
+void SumPartials(const CpuDevice& device, int64 count, int64 size,
+                 Acc* partials) {
+  constexpr int64 kBlock = 2048;  // entries per unit of work: L1-sized
+  if (count <= 1) return;
+  const int64 blocks = (size + kBlock - 1) / kBlock;
+  device.parallel_for(blocks, kBlock * count, [&](int64 begin, int64 end) {
+    for (int64 b = begin; b < end; ++b) {
+      const int64 lo = b * kBlock;
+      const int64 hi = size < lo + kBlock ? size : lo + kBlock;
+      for (int64 chunk = 1; chunk < count; ++chunk) {
+        const Acc* part = partials + chunk * size;
+        for (int64 m = lo; m < hi; ++m) partials[m] += part[m];
+      }
+    }
+  });
+}
+
 }  // namespace tfkaf
 
 #endif  // TFKAF_CC_KERNELS_COMMON_H_

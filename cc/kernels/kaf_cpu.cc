@@ -298,30 +298,24 @@ class TileBuffers {
 };
 
 // dalpha[r, k] = scale[k] * sum over chunks of partial[chunk][r, k], summed
-// in chunk order. blocked: partial sums in the [rows/W][K][W] layout (one
-// unit of work per block of W rows), else [rows][K].
+// in chunk order (SumPartials, into chunk 0). blocked: partial sums in the
+// [rows/W][K][W] layout (one unit of work per block of W rows), else
+// [rows][K].
 template <typename A, typename T>
-void ReducePartials(const CpuDevice& device, const A* partial,
-                    int64 count, int64 chunk_stride, int64 rows, int64 K,
-                    bool blocked, const A* scale, T* dalpha) {
-  const int64 W = Width<A>();
-  const int64 group = blocked ? W : 1;
+void ReducePartials(const CpuDevice& device, A* partial, int64 count,
+                    int64 chunk_stride, int64 rows, int64 K, bool blocked,
+                    const A* scale, T* dalpha) {
+  SumPartials(device, count, chunk_stride, partial);
+  const int64 group = blocked ? Width<A>() : 1;
   const int64 groups = (rows + group - 1) / group;
-  device.parallel_for(groups, K * group * (count + 1), [&](int64 begin,
-                                                           int64 end) {
-    A sum[kVecLanes<A>];
+  device.parallel_for(groups, K * group * 2, [&](int64 begin, int64 end) {
     for (int64 b = begin; b < end; ++b) {
       const int64 lanes = std::min(group, rows - b * group);
       for (int64 k = 0; k < K; ++k) {
         const A* at = partial + (b * K + k) * group;
-        for (int64 l = 0; l < group; ++l) sum[l] = at[l];
-        for (int64 chunk = 1; chunk < count; ++chunk) {
-          const A* c = at + chunk * chunk_stride;
-          for (int64 l = 0; l < group; ++l) sum[l] += c[l];
-        }
         const A s = scale != nullptr ? scale[k] : A(1);
         for (int64 l = 0; l < lanes; ++l) {
-          dalpha[(b * group + l) * K + k] = static_cast<T>(sum[l] * s);
+          dalpha[(b * group + l) * K + k] = static_cast<T>(at[l] * s);
         }
       }
     }

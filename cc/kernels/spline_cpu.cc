@@ -227,7 +227,6 @@ inline void ForEachRun(const RowView& view, int64 knots, int64 begin,
 
 constexpr int64 kCyclesPerElement = 12;
 constexpr int64 kForwardBlock = 4096;  // elements per forward work unit
-constexpr int64 kReduceBlock = 2048;   // partial entries per reduction unit
 
 // Fixed partition of the flat elements for the backward's reduction
 // (ReductionChunks' size-only rule: never depends on the thread count).
@@ -286,26 +285,6 @@ void AccumulateChunks(const CpuDevice& device, const SplineParams& params,
                      });
         }
       });
-}
-
-// Adds the partial buffers 1.. into buffer 0, in chunk order, per block of
-// entries.
-template <typename Acc>
-void SumPartials(const CpuDevice& device, int64 count, int64 pair_size,
-                 Acc* partials) {
-  if (count <= 1) return;
-  const int64 blocks = (pair_size + kReduceBlock - 1) / kReduceBlock;
-  device.parallel_for(blocks, kReduceBlock * count, [&](int64 begin,
-                                                        int64 end) {
-    for (int64 b = begin; b < end; ++b) {
-      const int64 lo = b * kReduceBlock;
-      const int64 hi = std::min(pair_size, lo + kReduceBlock);
-      for (int64 chunk = 1; chunk < count; ++chunk) {
-        const Acc* part = partials + chunk * pair_size;
-        for (int64 m = lo; m < hi; ++m) partials[m] += part[m];
-      }
-    }
-  });
 }
 
 // dcoefficients[c, k] = P[c, k].first + P[c, k-1].second from the summed
