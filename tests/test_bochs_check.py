@@ -4,7 +4,12 @@ itself (about 2 minutes, Debian's bochs packages) is on demand, like
 tools/avx512_check.py."""
 
 import importlib.util
+import shutil
+import subprocess
+import sys
 import tarfile
+
+import pytest
 
 import cpu_path_cases as cases
 import native_driver
@@ -60,3 +65,21 @@ def test_missing_tools_name_the_packages(monkeypatch, capsys):
   err = capsys.readouterr().err
   assert "missing: bochs" in err
   assert "apt-get install -y bochs bochsbios" in err
+
+
+def test_dynamic_tells_static_from_dynamic_executables(tmp_path):
+  """The guest has no shared libraries: a dynamically linked busybox must
+  be refused. Python itself is linked dynamically; a static program is
+  built here where g++ can link one."""
+  tool = _tool()
+  assert tool.dynamic(sys.executable)
+  if shutil.which("g++") is None:
+    pytest.skip("no g++ on PATH")
+  source = tmp_path / "main.c"
+  source.write_text("int main(void) { return 0; }\n")
+  built = subprocess.run(["g++", "-x", "c", str(source), "-static", "-o",
+                          str(tmp_path / "static")], capture_output=True,
+                         check=False)
+  if built.returncode != 0:
+    pytest.skip("g++ cannot link statically here")
+  assert not tool.dynamic(tmp_path / "static")

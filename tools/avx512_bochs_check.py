@@ -128,10 +128,22 @@ $B poweroff -f
 """
 
 
+def dynamic(elf):
+  """Whether the ELF-64 file `elf` asks for a program interpreter (the
+  guest has no shared libraries: /bin/busybox must be busybox-static's)."""
+  data = pathlib.Path(elf).read_bytes()
+  phoff = int.from_bytes(data[0x20:0x28], "little")
+  size, count = (int.from_bytes(data[o:o + 2], "little") for o in (0x36, 0x38))
+  return any(data[phoff + i * size:phoff + i * size + 4] == b"\3\0\0\0"
+             for i in range(count))
+
+
 def _missing(eigen):
   """What the check lacks on this machine, as a message, or None."""
   lacking = [c for c in COMMANDS if shutil.which(c) is None]
   lacking += [f for f in FILES.values() if not pathlib.Path(f).is_file()]
+  if not lacking and dynamic(FILES["busybox"]):
+    lacking.append(f"a static {FILES['busybox']}")
   if lacking:
     return (f"missing: {', '.join(lacking)}; on Debian: apt-get install -y "
             f"{PACKAGES} g++")
