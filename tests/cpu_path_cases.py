@@ -16,8 +16,8 @@ from reference import np_kaf, np_kaf_grads, np_kaf2d, np_kaf2d_grads
 from reference import np_spline, np_spline_grad
 
 __all__ = ["BOUNDARY", "DTYPES", "X_RANGE", "assert_agree",
-           "assert_match_reference", "axis_of", "inputs", "names",
-           "special_inputs"]
+           "assert_match_reference", "axis_of", "case_sets", "inputs",
+           "names", "special_inputs"]
 
 DTYPES = ("float32", "float64")
 BOUNDARY = 2.0  # KAF and 2D-KAF
@@ -93,6 +93,12 @@ def special_inputs():
                           ("param", rng.standard_normal((37, n)))):
         out[f"{name}/{part}"] = value.astype(dtype)
   return out
+
+
+def case_sets():
+  """{set name: its cases}: the reference cases (inputs()) and the special
+  values (special_inputs()), each set run in a folder of its own."""
+  return {"cases": inputs(), "special": special_inputs()}
 
 
 def names(cases):

@@ -47,8 +47,7 @@ def test_a_path_that_died_in_the_guest_fails_with_its_error(tmp_path):
   (tmp_path / "avx512.err").write_text("Illegal instruction")
   with tarfile.open(tmp_path / "out.img", "w") as tar:
     tar.add(tmp_path / "avx512.err", "./cases/avx512.err")
-  inputs = {"cases": cases.inputs(), "special": cases.special_inputs()}
-  outputs, failed = tool.guest_outputs(tmp_path, inputs,
+  outputs, failed = tool.guest_outputs(tmp_path, cases.case_sets(),
                                        {"cases/avx512": 132})
   assert outputs == {"cases": {}, "special": {}}
   assert failed["avx512"] == ("FAILED: the driver exited with 132: "

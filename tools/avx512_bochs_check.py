@@ -63,9 +63,6 @@ import avx512_check  # the shared options, where Eigen's headers are
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PATHS = ("baseline", "avx2", "avx512")
-# The case sets: cpu_path_cases.inputs() and special_inputs(), each in its
-# own folder of the guest.
-SETS = ("cases", "special")
 PACKAGES = ("bochs bochsbios vgabios bochs-term isolinux syslinux-common "
             "genisoimage cpio busybox-static")
 FILES = {"bios": "/usr/share/bochs/BIOS-bochs-latest",
@@ -106,12 +103,16 @@ clock: sync=none, time0=local
 speaker: enabled=0
 """
 
-INIT = f"""#!/bin/busybox sh
+
+def _init_script(sets):
+  """The guest's /init: runs the driver on every path for every case set
+  (a folder /g/<set> each), then writes /g to the disk image."""
+  return f"""#!/bin/busybox sh
 B=/bin/busybox
 $B mount -t proc proc /proc
 $B mount -t devtmpfs dev /dev
 echo "{MARK} $($B grep -m1 '^flags' /proc/cpuinfo)"
-for s in {" ".join(SETS)}; do
+for s in {" ".join(sets)}; do
   cd /g/$s
   for p in {" ".join(PATHS)}; do
     TFKAF_CPU_PATH=$p /driver < $p.jobs > $p.out 2> $p.err
@@ -175,10 +176,10 @@ def _kernel(folder, deb):
   return vmlinuz, modules
 
 
-def _initramfs(folder, driver, modules, inputs):
+def _initramfs(folder, driver, modules, sets):
   """The guest's initramfs (gzipped cpio): busybox, /init, the driver, the
   block-device modules and, under /g/<set>, every path's job list and
-  inputs. inputs: {set: its cases}."""
+  inputs. sets: {set: its cases} (cpu_path_cases.case_sets())."""
   root = folder / "root"
   for sub in ("bin", "dev", "proc", "mod", "g"):
     (root / sub).mkdir(parents=True)
@@ -187,11 +188,10 @@ def _initramfs(folder, driver, modules, inputs):
   for module in MODULES:
     name = module.rsplit("/", 1)[1] + ".ko"
     shutil.copy(modules / (module + ".ko"), root / "mod" / name)
-  for case_set, path in ((c, p) for c in SETS for p in PATHS):
-    where = root / "g" / case_set
-    jobs = native_driver.write_jobs(where, inputs[case_set], path)
-    (where / f"{path}.jobs").write_text(jobs)
-  (root / "init").write_text(INIT)
+  for (name, inputs), path in ((s, p) for s in sets.items() for p in PATHS):
+    jobs = native_driver.write_jobs(root / "g" / name, inputs, path)
+    (root / "g" / name / f"{path}.jobs").write_text(jobs)
+  (root / "init").write_text(_init_script(sets))
   (root / "init").chmod(0o755)
   archive = folder / "initrd.gz"
   with open(archive, "wb") as out:
@@ -269,20 +269,19 @@ def _guest_set(results, inputs, status):
   return outputs, failed
 
 
-def guest_outputs(folder, inputs, status):
+def guest_outputs(folder, sets, status):
   """{set: {path: (the path the driver reported, its outputs)}} read back
   from the guest's disk image, only for the paths that gave every set, and
-  {path: why it has none}. inputs: {set: its cases}; status: {"set/path":
+  {path: why it has none}. sets: {set: its cases}; status: {"set/path":
   the driver's exit status} (guest_report)."""
   results = folder / "results"
   with tarfile.open(folder / "out.img") as tar:
     tar.extractall(results, filter="data")
   outputs, failed = {}, {}
-  for case_set in SETS:
+  for name, inputs in sets.items():
     codes = {k.split("/")[1]: v for k, v in status.items()
-             if k.startswith(case_set + "/")}
-    outputs[case_set], lost = _guest_set(results / case_set,
-                                         inputs[case_set], codes)
+             if k.startswith(name + "/")}
+    outputs[name], lost = _guest_set(results / name, inputs, codes)
     failed = {**lost, **failed}
   for got in outputs.values():
     for path in failed:
@@ -290,19 +289,19 @@ def guest_outputs(folder, inputs, status):
   return outputs, failed
 
 
-def fidelity(driver, folder, inputs, guest):
+def fidelity(driver, folder, sets, guest):
   """{path: "bitwise equal" or what differs}: for every path this CPU has,
   the guest's outputs (guest_outputs) of every set against this CPU's run
   of the same binary."""
   result = {}
   for path in cpu_paths.available():
-    if path not in guest[SETS[0]]:
+    if any(path not in got for got in guest.values()):
       continue
     differ = []
-    for case_set in SETS:
-      _, here, _ = native_driver.run(driver, folder / "host" / case_set,
-                                     inputs[case_set], path)
-      there = guest[case_set][path][1]
+    for name, inputs in sets.items():
+      _, here, _ = native_driver.run(driver, folder / "host" / name, inputs,
+                                     path)
+      there = guest[name][path][1]
       differ += [k for k in here if here[k].tobytes() != there[k].tobytes()]
     result[path] = ("bitwise equal" if not differ else
                     f"DIFFERS in {len(differ)} outputs, first {differ[0]}")
@@ -311,12 +310,12 @@ def fidelity(driver, folder, inputs, guest):
 
 def _run(folder, args, eigen):
   """The whole check in `folder`; returns the JSON record."""
-  inputs = {"cases": cases.inputs(), "special": cases.special_inputs()}
+  sets = cases.case_sets()
   (folder / "build").mkdir()
   driver = native_driver.build(folder / "build", eigen, static=True)
   deb = args.kernel_deb or _kernel_deb(folder)
   vmlinuz, modules = _kernel(folder, deb)
-  _boot_image(folder, vmlinuz, _initramfs(folder, driver, modules, inputs))
+  _boot_image(folder, vmlinuz, _initramfs(folder, driver, modules, sets))
   serial = _boot(folder, args.timeout)
   flags, status, written = guest_report(serial)
   record = {"emulator": "Bochs, corei7_skylake_x",
@@ -327,10 +326,10 @@ def _run(folder, args, eigen):
     record["cases"] = {p: "FAILED: no results from the guest" for p in PATHS}
     record["serial_tail"] = serial[-3000:]
     return record
-  outputs, failed = guest_outputs(folder, inputs, status)
+  outputs, failed = guest_outputs(folder, sets, status)
   record["cases"] = {**native_driver.verdicts(
-      outputs["cases"], inputs["cases"], outputs["special"]), **failed}
-  record["fidelity"] = fidelity(driver, folder, inputs, outputs)
+      outputs["cases"], sets["cases"], outputs["special"]), **failed}
+  record["fidelity"] = fidelity(driver, folder, sets, outputs)
   return record
 
 

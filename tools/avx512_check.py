@@ -92,18 +92,21 @@ def eigen_folder(given):
 def _check_paths(driver, folder, paths):
   """native_driver.verdicts for every path, a path whose driver run failed
   (a crash, say: an illegal instruction) failing with what it printed."""
-  inputs, special = cases.inputs(), cases.special_inputs()
-  outputs, special_outputs, verdict = {}, {}, {}
+  sets = cases.case_sets()
+  outputs, verdict = {name: {} for name in sets}, {}
   for path in paths:
     try:
-      run = native_driver.run_cases(driver, folder, [path], inputs)
-      more = native_driver.run_cases(driver, folder / "special", [path],
-                                     special)
-      outputs[path], special_outputs[path] = run[path], more[path]
+      runs = {name: native_driver.run(driver, folder / name, inputs,
+                                      path)[:2]
+              for name, inputs in sets.items()}
     except (RuntimeError, subprocess.CalledProcessError) as e:
       verdict[path] = f"FAILED: {e} {getattr(e, 'stderr', '') or ''}"[:2000]
-  verdict.update(native_driver.verdicts(outputs, inputs, special_outputs))
-  count = len(cases.names(inputs)) + len(cases.names(special))
+      continue
+    for name, result in runs.items():
+      outputs[name][path] = result
+  verdict.update(native_driver.verdicts(outputs["cases"], sets["cases"],
+                                        outputs["special"]))
+  count = sum(len(cases.names(inputs)) for inputs in sets.values())
   for path in paths:
     print(f"{path}: {count} cases {verdict[path]}")
   return verdict
