@@ -135,15 +135,17 @@ def test_records_name_the_machine_they_ran_on():
                              f"path {machine['cpu_path']}")
   assert machine["allocator"] == _peak.allocator()
   assert f"; {machine['allocator']} allocator" in lines[0]
+  assert machine["onednn"] in (True, False)
+  assert lines[0].endswith("; oneDNN " + ("on" if machine["onednn"] else "off"))
 
 
 # Run in a fresh process: the CPU allocator is chosen once per process. It
-# prints the allocator, the minor page faults per call of relu on 16 MiB in
-# a tf.function, and the peak the meter gives for a call that holds two
-# 16 MiB tensors at once (zeros and zeros + 1).
+# prints the allocator, whether oneDNN is on, the minor page faults per call
+# of relu on 16 MiB in a tf.function, and the peak the meter gives for a
+# call that holds two 16 MiB tensors at once (zeros and zeros + 1).
 _ALLOCATOR_SCRIPT = """
 import json, resource, sys
-from tfkaf import _peak
+from tfkaf import _machine, _peak
 if sys.argv[1] == "pooled":
   _peak.use_pooled_allocator()
 import tensorflow as tf
@@ -159,16 +161,23 @@ def call():
   return float(tf.reduce_sum(y[: 1 << 20]))
 peak = _peak.peak_meter("/CPU:0").measure(call)
 print(json.dumps({"allocator": _peak.allocator(), "faults": faults,
-                  "peak_mb": peak}))
+                  "peak_mb": peak, "onednn": _machine.onednn()}))
 """
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("wanted", ["pooled", "malloc"])
-def test_allocator_choice_and_peak_meter(wanted, monkeypatch):
+@pytest.mark.parametrize("asked, onednn, expected", [
+    ("pooled", "0", "pooled"),
+    ("default", "0", "malloc"),
+    ("default", "1", "pooled"),
+])
+def test_allocator_choice_and_peak_meter(asked, onednn, expected,
+                                         monkeypatch):
   """use_pooled_allocator gives TensorFlow's pooled CPU allocator: relu's
   16 MiB output reuses memory instead of page-faulting fresh pages on every
-  call (4096 pages of 4 KiB). The pooled allocator's statistics give the
+  call (4096 pages of 4 KiB). With oneDNN on (TF_ENABLE_ONEDNN_OPTS=1, the
+  default on CPUs with AVX512_VNNI, BF16 or AMX) the default allocator is
+  oneDNN's, which pools too. A pooled allocator's statistics give the
   call's peak exactly (32 MiB); the resident high-water mark of malloc at
   least sees the first tensor."""
   import json  # pylint: disable=g-import-not-at-top
@@ -176,12 +185,14 @@ def test_allocator_choice_and_peak_meter(wanted, monkeypatch):
   from tfkaf import _process  # pylint: disable=g-import-not-at-top
 
   monkeypatch.delenv(_peak.POOLED_ALLOCATOR_ENV, raising=False)
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
   monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-  result = _process.run_python(_ALLOCATOR_SCRIPT, [wanted])
+  result = _process.run_python(_ALLOCATOR_SCRIPT, [asked])
   assert result.returncode == 0, result.stderr[-2000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
-  assert out["allocator"] == wanted
-  if wanted == "pooled":
+  assert out["onednn"] is (onednn == "1"), out
+  assert out["allocator"] == expected, out
+  if expected == "pooled":
     assert out["faults"] < 64, out
     assert 32.0 <= out["peak_mb"] < 33.0, out
   else:

@@ -5,9 +5,10 @@ vs AVX-512), so `tfkaf bench` and `tfkaf info` print these facts and the
 bench's JSON records carry them.
 """
 
+import importlib
 import os
 
-__all__ = ["cpuinfo", "describe"]
+__all__ = ["cpuinfo", "describe", "onednn"]
 
 # The CPU features that decide which kernel path can run (docs/design.md).
 _FEATURES = ("avx2", "fma", "avx512f")
@@ -47,15 +48,33 @@ def _threads():
     return os.cpu_count() or 1
 
 
+def onednn():
+  """Whether TensorFlow's oneDNN CPU operations are on in this process.
+
+  TensorFlow turns them on by default on x86 CPUs with AVX512_VNNI, BF16 or
+  AMX (Intel Cascade Lake and newer), or where TF_ENABLE_ONEDNN_OPTS=1.
+  Then tf.nn.relu runs oneDNN's kernel instead of Eigen's, and the default
+  CPU allocator is oneDNN's pooled one (`tfkaf._peak`): both change the
+  yardstick of every ratio. None where TensorFlow does not say."""
+  try:
+    port = importlib.import_module(
+        "tensorflow.python.util._pywrap_util_port")
+    return bool(port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return None
+
+
 def describe():
-  """{"cpu_model", "cpu_features", "cpu_path", "threads"}: the CPU model
-  string, which of AVX2 / FMA / AVX-512F it has, the kernel path the plugin
-  chose (see `tfkaf.build_info`; TFKAF_CPU_PATH forces one) and TensorFlow's
-  intra-op thread count."""
+  """{"cpu_model", "cpu_features", "cpu_path", "threads", "onednn"}: the CPU
+  model string, which of AVX2 / FMA / AVX-512F it has, the kernel path the
+  plugin chose (see `tfkaf.build_info`; TFKAF_CPU_PATH forces one),
+  TensorFlow's intra-op thread count and whether its oneDNN operations are
+  on (`onednn`)."""
   from tfkaf import _loader  # pylint: disable=g-import-not-at-top
 
   info = cpuinfo()
   return {"cpu_model": info["model"],
           "cpu_features": [f for f in _FEATURES if f in info["flags"]],
           "cpu_path": _loader.cpu_path(),
-          "threads": _threads()}
+          "threads": _threads(),
+          "onednn": onednn()}

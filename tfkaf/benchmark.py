@@ -12,7 +12,8 @@ Each record: {"op", "variant", "pass", "shape", "ms", "relu_ratio",
 fused_xla / composite / composite_xla / relu (the `_xla` variants inside
 `tf.function(jit_compile=True)`) and pass in forward / forward_backward
 (the record schema of `tfkaf bench --json`);
-"machine" is `tfkaf._machine.describe()` (CPU model, kernel path, threads)
+"machine" is `tfkaf._machine.describe()` (CPU model, kernel path, threads,
+whether TensorFlow's oneDNN operations, relu's among them, are on)
 plus "allocator": "pooled" or "malloc" (`tfkaf._peak`; under malloc, times
 include the page faults of freshly mapped output buffers, a constant that
 shrinks every ratio towards 1, so `tfkaf bench` asks for the pooled one).
@@ -47,6 +48,7 @@ __all__ = ["BenchCase", "CASES", "ratio_table", "ratios", "run"]
 
 VARIANTS = ("fused", "fused_xla", "composite", "composite_xla", "relu")
 PASSES = ("forward", "forward_backward")
+_ON_OFF = {True: "on", False: "off"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +229,7 @@ def run(op_names=tuple(CASES), quick=False, repeats=None, device=None,
       f"{machine['cpu_path']} (features: "
       f"{', '.join(machine['cpu_features']) or 'none of avx2, fma, avx512f'}"
       f"); {machine['threads']} TensorFlow threads; {machine['allocator']} "
-      "allocator")
+      f"allocator; oneDNN {_ON_OFF.get(machine['onednn'], 'unknown')}")
   if machine["allocator"] == "malloc" and on_cpu:
     log(f"note: times include page faults of fresh buffers; set "
         f"{_peak.POOLED_ALLOCATOR_ENV}=true before TensorFlow starts "
