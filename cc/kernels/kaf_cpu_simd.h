@@ -91,6 +91,15 @@ struct SimdType<float> {
                 ((Bc(c[2]) * r + Bc(c[3])) * r2 + (Bc(c[4]) * r + Bc(c[5])));
     return p * r2 + r + Bc(1.0f);
   }
+#if TFKAF_SIMD_AVX512
+  // Round to nearest (even) integer; v 2^n (vrndscaleps, vscalefps).
+  static TFKAF_AI V RoundNearest(V v) {
+    return (V)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT);
+  }
+  static TFKAF_AI V Scale2(V v, V n) {
+    return (V)_mm512_scalef_ps((__m512)v, (__m512)n);
+  }
+#endif
   static constexpr int kExpBias = 127, kExpShift = 23;
   static constexpr int kLog1pTop = 13;  // atanh series to z^13
   static constexpr std::int32_t kAbsMask = 0x7fffffff;
@@ -124,6 +133,14 @@ struct SimdType<double> {
     }
     return p;
   }
+#if TFKAF_SIMD_AVX512
+  static TFKAF_AI V RoundNearest(V v) {
+    return (V)_mm512_roundscale_pd((__m512d)v, _MM_FROUND_TO_NEAREST_INT);
+  }
+  static TFKAF_AI V Scale2(V v, V n) {
+    return (V)_mm512_scalef_pd((__m512d)v, (__m512d)n);
+  }
+#endif
   static constexpr int kExpBias = 1023, kExpShift = 52;
   static constexpr int kLog1pTop = 35;
   static constexpr std::int64_t kAbsMask = 0x7fffffffffffffffLL;
@@ -158,6 +175,27 @@ struct Simd : SimdType<A> {
       ExpGroup<N>(a);
     }
   }
+#if TFKAF_SIMD_AVX512
+  // AVX-512F: n rounded by vrndscale and 2^n applied by vscalef, one
+  // instruction each where the generic form below takes six (the magic
+  // number's add and two subtracts, the exponent's add and shift, the
+  // multiply). The same n, r and polynomial; a[k] at kExpZero gives
+  // p(r) 2^-127 (bias), a subnormal that flush-to-zero makes 0.
+  template <int N>
+  static TFKAF_AI void ExpGroup(V* a) {
+    const V lo = Bc(T::kExpZero);
+    V r[N], nf[N];
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      const V ac = (a[k] < lo) ? lo : a[k];
+      nf[k] = T::RoundNearest(ac * Bc(T::kLog2e));
+      r[k] = ac - nf[k] * Bc(T::kLn2Hi);
+      r[k] = r[k] - nf[k] * Bc(T::kLn2Lo);
+    }
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) a[k] = T::Scale2(T::ExpReduced(r[k]), nf[k]);
+  }
+#else
   template <int N>
   static TFKAF_AI void ExpGroup(V* a) {
     const V lo = Bc(T::kExpZero), magic = Bc(T::kMagic);
@@ -175,6 +213,7 @@ struct Simd : SimdType<A> {
     TFKAF_UNROLL
     for (int k = 0; k < N; ++k) a[k] = T::ExpReduced(r[k]) * scale[k];
   }
+#endif
   static TFKAF_AI V Exp(V a) {
     ExpN<1>(&a);
     return a;
