@@ -99,6 +99,14 @@ struct SimdType<float> {
   static TFKAF_AI V Scale2(V v, V n) {
     return (V)_mm512_scalef_ps((__m512)v, (__m512)n);
   }
+  // A mask of the lanes where m is nonzero; stores v's lanes in k to p.
+  typedef __mmask16 K;
+  static TFKAF_AI K Mask(I m) {
+    return _mm512_test_epi32_mask((__m512i)m, (__m512i)m);
+  }
+  static TFKAF_AI void StoreMasked(float* p, K k, V v) {
+    _mm512_mask_storeu_ps(p, k, (__m512)v);
+  }
 #endif
   static constexpr int kExpBias = 127, kExpShift = 23;
   static constexpr int kLog1pTop = 13;  // atanh series to z^13
@@ -139,6 +147,13 @@ struct SimdType<double> {
   }
   static TFKAF_AI V Scale2(V v, V n) {
     return (V)_mm512_scalef_pd((__m512d)v, (__m512d)n);
+  }
+  typedef __mmask8 K;
+  static TFKAF_AI K Mask(I m) {
+    return _mm512_test_epi64_mask((__m512i)m, (__m512i)m);
+  }
+  static TFKAF_AI void StoreMasked(double* p, K k, V v) {
+    _mm512_mask_storeu_pd(p, k, (__m512d)v);
   }
 #endif
   static constexpr int kExpBias = 1023, kExpShift = 52;
@@ -353,9 +368,46 @@ TFKAF_AI typename Simd<A>::V GaussBasis(const KafCpuParams<A>& p,
   return xc;
 }
 
+#if TFKAF_SIMD_AVX512
+// The walks of N vectors (WalkStart's neg, f, v) put in centre order in one
+// pass, without WalkBasisN's scratch pass: step j's value f v^j scale[j]
+// (scale symmetric, scale[j] = scale[D - 1 - j], as a run's C_j is) goes to
+// E[n * stride + j] in the lanes walking upwards and to
+// E[n * stride + D - 1 - j] in the others, by two masked stores. 2D-KAF
+// forward ~5% faster (docs/design.md, section 6). Not for the 1D backward's
+// scratch: there each vector is loaded back right after its two masked
+// stores, which the store buffer cannot forward, and it ran 20-30% slower.
+template <typename A, int N>
+TFKAF_AI void WalkToCentres(const typename Simd<A>::I* neg,
+                            typename Simd<A>::V* f,
+                            const typename Simd<A>::V* v, int64 D,
+                            const A* scale, typename Simd<A>::V* E,
+                            int64 stride) {
+  using S = Simd<A>;
+  typename S::K up[N], down[N];
+  TFKAF_UNROLL
+  for (int n = 0; n < N; ++n) {
+    up[n] = S::Mask(neg[n]);
+    down[n] = S::Mask(~neg[n]);
+  }
+  for (int64 j = 0; j < D; ++j) {
+    const typename S::V c = S::Bc(scale[j]);
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) {
+      const typename S::V e = f[n] * c;
+      S::StoreMasked(reinterpret_cast<A*>(E + n * stride + j), up[n], e);
+      S::StoreMasked(reinterpret_cast<A*>(E + n * stride + D - 1 - j),
+                     down[n], e);
+      f[n] = f[n] * v[n];
+    }
+  }
+}
+#endif
+
 // Walk mode for N vectors: the basis of q's centres in natural order into
 // E[n * stride + i] (the exponentials interleave, then each lane's walk is
-// put in centre order); Em: N * q.D vectors of scratch. xc: x clamped.
+// put in centre order); Em: N * q.D vectors of scratch (unused on avx512:
+// WalkToCentres). xc: x clamped.
 template <typename A, int N>
 TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
                          const typename Simd<A>::V* x, typename Simd<A>::V* E,
@@ -367,6 +419,10 @@ TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
   typename S::I neg[N];
   V f[N], v[N];
   WalkStart<A, N>(q, x, neg, xc, f, v);
+#if TFKAF_SIMD_AVX512
+  WalkToCentres<A, N>(neg, f, v, D, q.scale, E, stride);
+  (void)Em;
+#else
   for (int64 j = 0; j < D; ++j) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
@@ -382,6 +438,7 @@ TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
       E[n * stride + i] = (neg[n] ? m[i] : m[D - 1 - i]) * c;
     }
   }
+#endif
 }
 
 // The Gaussian basis of N vectors in natural order, in either mode: E and

@@ -4,8 +4,8 @@
 // ahead of the kernel sources together with -DTFKAF_AVX512_EMULATED, which
 // builds the avx512 copy for AVX2+FMA (cc/kernels/cpu_paths.h): its GCC
 // vector code (KAF, 2D-KAF: 64-byte vectors) is then compiled as pairs of
-// AVX2 registers, and its intrinsics (the exponential's vrndscale and
-// vscalef, kaf_cpu_simd.h) come from here.
+// AVX2 registers, and its intrinsics (kaf_cpu_simd.h: the exponential's
+// vrndscale and vscalef, the Gaussian bases' masked stores) come from here.
 //
 // Each function follows Intel's definition of the instruction for the
 // operands the kernels pass: vrndscale with imm 0 (round to nearest even,
@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace tfkaf_avx512_emulation {
@@ -68,6 +69,39 @@ inline __m512d scalef_pd(__m512d a, __m512d b) {
   return Map<double, 8>(a, b, Scale<double>);
 }
 
+// Bit l set where lane l of a & b is nonzero (N lanes of T).
+template <typename T, int N, typename K>
+inline K TestMask(__m512i a, __m512i b) {
+  T p[N], q[N];
+  std::memcpy(p, &a, 64);
+  std::memcpy(q, &b, 64);
+  unsigned bits = 0;
+  for (int l = 0; l < N; ++l) bits |= (p[l] & q[l]) != 0 ? 1u << l : 0u;
+  return static_cast<K>(bits);
+}
+inline __mmask16 test_epi32_mask(__m512i a, __m512i b) {
+  return TestMask<std::int32_t, 16, __mmask16>(a, b);
+}
+inline __mmask8 test_epi64_mask(__m512i a, __m512i b) {
+  return TestMask<std::int64_t, 8, __mmask8>(a, b);
+}
+
+// Stores lane l of v to p[l] where bit l of k is set; the others untouched.
+template <typename T, int N, typename K, typename V>
+inline void StoreMasked(T* p, K k, V v) {
+  T lanes[N];
+  std::memcpy(lanes, &v, 64);
+  for (int l = 0; l < N; ++l) {
+    if ((k >> l) & 1) std::memcpy(p + l, lanes + l, sizeof(T));
+  }
+}
+inline void mask_storeu_ps(void* p, __mmask16 k, __m512 v) {
+  StoreMasked<float, 16>(static_cast<float*>(p), k, v);
+}
+inline void mask_storeu_pd(void* p, __mmask8 k, __m512d v) {
+  StoreMasked<double, 8>(static_cast<double*>(p), k, v);
+}
+
 }  // namespace tfkaf_avx512_emulation
 
 // Some of these are macros in GCC's headers (without optimisation or
@@ -81,5 +115,13 @@ inline __m512d scalef_pd(__m512d a, __m512d b) {
 #define _mm512_scalef_ps TFKAF_AVX512_EMULATE(scalef_ps)
 #undef _mm512_scalef_pd
 #define _mm512_scalef_pd TFKAF_AVX512_EMULATE(scalef_pd)
+#undef _mm512_test_epi32_mask
+#define _mm512_test_epi32_mask TFKAF_AVX512_EMULATE(test_epi32_mask)
+#undef _mm512_test_epi64_mask
+#define _mm512_test_epi64_mask TFKAF_AVX512_EMULATE(test_epi64_mask)
+#undef _mm512_mask_storeu_ps
+#define _mm512_mask_storeu_ps TFKAF_AVX512_EMULATE(mask_storeu_ps)
+#undef _mm512_mask_storeu_pd
+#define _mm512_mask_storeu_pd TFKAF_AVX512_EMULATE(mask_storeu_pd)
 
 #endif  // TFKAF_TESTS_NATIVE_AVX512_EMULATION_H_
