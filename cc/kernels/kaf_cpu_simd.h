@@ -190,44 +190,44 @@ struct Simd : SimdType<A> {
       ExpGroup<N>(a);
     }
   }
+  template <int N>
+  static TFKAF_AI void ExpGroup(V* a) {
+    const V lo = Bc(T::kExpZero);
+    V r[N], pow2[N];
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) {
+      const V ac = (a[k] < lo) ? lo : a[k];
+      V nf;
+      pow2[k] = Pow2(ac, &nf);
+      r[k] = ac - nf * Bc(T::kLn2Hi);
+      r[k] = r[k] - nf * Bc(T::kLn2Lo);
+    }
+    TFKAF_UNROLL
+    for (int k = 0; k < N; ++k) a[k] = TimesPow2(T::ExpReduced(r[k]), pow2[k]);
+  }
+  // n = round(a log2 e) into *nf, and what TimesPow2 needs to scale by 2^n.
 #if TFKAF_SIMD_AVX512
   // AVX-512F: n rounded by vrndscale and 2^n applied by vscalef, one
   // instruction each where the generic form below takes six (the magic
   // number's add and two subtracts, the exponent's add and shift, the
-  // multiply). The same n, r and polynomial; a[k] at kExpZero gives
+  // multiply). The same n, r and polynomial; a at kExpZero gives
   // p(r) 2^-127 (bias), a subnormal that flush-to-zero makes 0.
-  template <int N>
-  static TFKAF_AI void ExpGroup(V* a) {
-    const V lo = Bc(T::kExpZero);
-    V r[N], nf[N];
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) {
-      const V ac = (a[k] < lo) ? lo : a[k];
-      nf[k] = T::RoundNearest(ac * Bc(T::kLog2e));
-      r[k] = ac - nf[k] * Bc(T::kLn2Hi);
-      r[k] = r[k] - nf[k] * Bc(T::kLn2Lo);
-    }
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) a[k] = T::Scale2(T::ExpReduced(r[k]), nf[k]);
+  static TFKAF_AI V Pow2(V a, V* nf) {
+    *nf = T::RoundNearest(a * Bc(T::kLog2e));
+    return *nf;
   }
+  static TFKAF_AI V TimesPow2(V p, V n) { return T::Scale2(p, n); }
 #else
-  template <int N>
-  static TFKAF_AI void ExpGroup(V* a) {
-    const V lo = Bc(T::kExpZero), magic = Bc(T::kMagic);
-    V r[N], scale[N];
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) {
-      const V ac = (a[k] < lo) ? lo : a[k];
-      const V fx = ac * Bc(T::kLog2e) + magic;
-      const I n = (I)fx - (I)magic;
-      const V nf = fx - magic;
-      r[k] = ac - nf * Bc(T::kLn2Hi);
-      r[k] = r[k] - nf * Bc(T::kLn2Lo);
-      scale[k] = (V)((n + BcI(T::kExpBias)) << T::kExpShift);
-    }
-    TFKAF_UNROLL
-    for (int k = 0; k < N; ++k) a[k] = T::ExpReduced(r[k]) * scale[k];
+  // Rounded by adding and subtracting the magic number; 2^n built in the
+  // exponent field.
+  static TFKAF_AI V Pow2(V a, V* nf) {
+    const V magic = Bc(T::kMagic);
+    const V fx = a * Bc(T::kLog2e) + magic;
+    *nf = fx - magic;
+    const I n = (I)fx - (I)magic;
+    return (V)((n + BcI(T::kExpBias)) << T::kExpShift);
   }
+  static TFKAF_AI V TimesPow2(V p, V scale) { return p * scale; }
 #endif
   static TFKAF_AI V Exp(V a) {
     ExpN<1>(&a);
