@@ -91,23 +91,6 @@ struct SimdType<float> {
                 ((Bc(c[2]) * r + Bc(c[3])) * r2 + (Bc(c[4]) * r + Bc(c[5])));
     return p * r2 + r + Bc(1.0f);
   }
-#if TFKAF_SIMD_AVX512
-  // Round to nearest (even) integer; v 2^n (vrndscaleps, vscalefps).
-  static TFKAF_AI V RoundNearest(V v) {
-    return (V)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT);
-  }
-  static TFKAF_AI V Scale2(V v, V n) {
-    return (V)_mm512_scalef_ps((__m512)v, (__m512)n);
-  }
-  // A mask of the lanes where m is nonzero; stores v's lanes in k to p.
-  typedef __mmask16 K;
-  static TFKAF_AI K Mask(I m) {
-    return _mm512_test_epi32_mask((__m512i)m, (__m512i)m);
-  }
-  static TFKAF_AI void StoreMasked(float* p, K k, V v) {
-    _mm512_mask_storeu_ps(p, k, (__m512)v);
-  }
-#endif
   static constexpr int kExpBias = 127, kExpShift = 23;
   static constexpr int kLog1pTop = 13;  // atanh series to z^13
   static constexpr std::int32_t kAbsMask = 0x7fffffff;
@@ -141,21 +124,6 @@ struct SimdType<double> {
     }
     return p;
   }
-#if TFKAF_SIMD_AVX512
-  static TFKAF_AI V RoundNearest(V v) {
-    return (V)_mm512_roundscale_pd((__m512d)v, _MM_FROUND_TO_NEAREST_INT);
-  }
-  static TFKAF_AI V Scale2(V v, V n) {
-    return (V)_mm512_scalef_pd((__m512d)v, (__m512d)n);
-  }
-  typedef __mmask8 K;
-  static TFKAF_AI K Mask(I m) {
-    return _mm512_test_epi64_mask((__m512i)m, (__m512i)m);
-  }
-  static TFKAF_AI void StoreMasked(double* p, K k, V v) {
-    _mm512_mask_storeu_pd(p, k, (__m512d)v);
-  }
-#endif
   static constexpr int kExpBias = 1023, kExpShift = 52;
   static constexpr int kLog1pTop = 35;
   static constexpr std::int64_t kAbsMask = 0x7fffffffffffffffLL;
@@ -168,6 +136,32 @@ struct Simd : SimdType<A> {
   using I = typename T::I;
   using T::Bc;
   using T::BcI;
+
+#if TFKAF_SIMD_AVX512
+  // AVX-512F instructions that GCC's vector extensions do not express, for
+  // either lane type: rounding to the nearest (even) integer (vrndscale),
+  // v 2^n (vscalef), the mask of the lanes where m is nonzero (vptestm) and
+  // a store of the lanes in mask k.
+  static constexpr bool kF32 = sizeof(A) == 4;
+  static TFKAF_AI V RoundNearest(V v) {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT;
+    if constexpr (kF32) return (V)_mm512_roundscale_ps((__m512)v, kNearest);
+    else return (V)_mm512_roundscale_pd((__m512d)v, kNearest);
+  }
+  static TFKAF_AI V Scale2(V v, V n) {
+    if constexpr (kF32) return (V)_mm512_scalef_ps((__m512)v, (__m512)n);
+    else return (V)_mm512_scalef_pd((__m512d)v, (__m512d)n);
+  }
+  static TFKAF_AI auto Mask(I m) {
+    if constexpr (kF32) return _mm512_test_epi32_mask((__m512i)m, (__m512i)m);
+    else return _mm512_test_epi64_mask((__m512i)m, (__m512i)m);
+  }
+  using K = decltype(Mask(I{}));  // __mmask16 or __mmask8
+  static TFKAF_AI void StoreMasked(A* p, K k, V v) {
+    if constexpr (kF32) _mm512_mask_storeu_ps(p, k, (__m512)v);
+    else _mm512_mask_storeu_pd(p, k, (__m512d)v);
+  }
+#endif
 
   // exp(a[k]) for k < N, in place, for a[k] <= 88 (every caller's argument
   // is at most 40: g boundary^2 in walk mode, else -g t^2 or -|t|): 2^n
@@ -213,10 +207,10 @@ struct Simd : SimdType<A> {
   // multiply). The same n, r and polynomial; a at kExpZero gives
   // p(r) 2^-127 (bias), a subnormal that flush-to-zero makes 0.
   static TFKAF_AI V Pow2(V a, V* nf) {
-    *nf = T::RoundNearest(a * Bc(T::kLog2e));
+    *nf = RoundNearest(a * Bc(T::kLog2e));
     return *nf;
   }
-  static TFKAF_AI V TimesPow2(V p, V n) { return T::Scale2(p, n); }
+  static TFKAF_AI V TimesPow2(V p, V n) { return Scale2(p, n); }
 #else
   // Rounded by adding and subtracting the magic number; 2^n built in the
   // exponent field.
