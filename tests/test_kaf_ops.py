@@ -622,6 +622,8 @@ def test_kaf2d_tiling(shape, axis, rng):
 @pytest.mark.parametrize("d,gamma", [
     (2, None),
     (10, 30.0),   # narrow: one exponential per centre
+    (18, None),   # the largest side whose forward walks from 1
+    (19, None),   # one run, its forward no longer from 1
     (26, None),   # the longest one-run walk at the default gamma
     (30, None),   # the CPU walks two runs of 15
     (12, 12.0),   # two runs of 6

@@ -96,7 +96,8 @@ constexpr int64 kMinWalkRun = 3;
 // equal length (within one) that Walkable allows, none (direct mode) if
 // that takes runs shorter than kMinWalkRun. gamma boundary^2 grows with D^2
 // at a fixed overlap, so KAF's default gamma walks D <= 36 in one run,
-// D = 37..72 in two (2D-KAF's: sides <= 26 in one, 27..52 in two).
+// D = 37..72 in two (2D-KAF's: sides <= 26 in one, 27..52 in two; its
+// forward walks sides <= 18 from 1, Bases2d::kUnit).
 inline int64 WalkRunCount(double c, int64 D) {
   for (int64 n = 1; n == 1 || (D + n - 1) / n >= kMinWalkRun; ++n) {
     if (Walkable(c, (D + n - 1) / n)) return n;
@@ -119,7 +120,8 @@ struct Setup {
   // params and runs point into the vectors: never copied.
   Setup(const Setup&) = delete;
   Setup& operator=(const Setup&) = delete;
-  Setup(const KafConfig& config, bool two_d) {
+  // forward: the call is a forward (a 2D one may take Bases2d::kUnit).
+  Setup(const KafConfig& config, bool two_d, bool forward) {
     const int64 D = config.num_centres;
     const double step = 2.0 * config.boundary / double(D - 1);
     const double c = config.gamma * step * step;
@@ -147,6 +149,13 @@ struct Setup {
     params.num_runs = num_runs;
     params.runs = runs.data();
     fold = params.walk && !two_d;
+    // The 2D forward's one-run walks from 1 (kaf_cpu_simd.h, Bases2d) leave
+    // f_0 of both sides, up to e^(2 gamma half-span^2), to the end and fold
+    // C_a C_b, down to its inverse, into the table: 2D's share of the
+    // e^+-40 that keeps alpha C normal (Walkable) is e^+-20 a side.
+    const double j0 = double(D - 1) / 2.0;
+    params.unit = two_d && forward && params.walk && num_runs == 1 &&
+                  c * j0 * j0 <= 20.0;
   }
 
  private:
@@ -192,7 +201,8 @@ inline void Convert(const From* from, To* to, int64 n) {
 // Coefficient tables (kaf_cpu_simd.h). 1D: per channel [D][3] entries
 // (alpha_j C_j, alpha_m C_j, alpha_j C_j d_j) with C_j, m (the mirror of j)
 // and d_j within j's walk run (Setup), C_j = 1 unless walk mode; 2D: per
-// channel pair the D*D coefficients. Blocked: [ceil(rows/W)][K][W], zero
+// channel pair the D*D coefficients alpha_ab (k = b * D + a), times C_a C_b
+// where params.unit. Blocked: [ceil(rows/W)][K][W], zero
 // padded; otherwise [rows][K].
 template <typename A, typename T>
 AlignedBuffer<A> MakeTable(const CpuDevice& device,
@@ -216,7 +226,11 @@ AlignedBuffer<A> MakeTable(const CpuDevice& device,
         const T* a = alpha + r * A_cols;
         A* o = out + g * K * lanes + l;
         if (two_d) {
-          for (int64 k = 0; k < K; ++k) o[k * lanes] = static_cast<A>(a[k]);
+          const bool unit = setup.params.unit;  // k = b * D + a
+          for (int64 k = 0; k < K; ++k) {
+            const A cc = unit ? scale[k / D] * scale[k % D] : A(1);
+            o[k * lanes] = static_cast<A>(a[k]) * cc;
+          }
         } else {
           for (int64 j = 0; j < D; ++j) {
             const A cj = fold ? scale[j] : A(1);
@@ -459,7 +473,7 @@ void RunForward(const CpuDevice& device, const KafConfig& config,
   using A = typename AccumulatorOf<T>::type;
   const ChannelLayout& L = config.layout;
   if (L.size() == 0) return;
-  const Setup<A> setup(config, kTwoD);
+  const Setup<A> setup(config, kTwoD, /*forward=*/true);
   const TileGrid grid(L, kTwoD);
   const AlignedBuffer<A> table =
       MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
@@ -630,7 +644,7 @@ void RunBackward(const CpuDevice& device, const KafConfig& config,
     ZeroOutput(dalpha, grid.rows * (kTwoD ? D * D : D));
     return;
   }
-  const Setup<A> setup(config, kTwoD);
+  const Setup<A> setup(config, kTwoD, /*forward=*/false);
   const AlignedBuffer<A> table =
       MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);

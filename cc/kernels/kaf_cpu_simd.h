@@ -321,12 +321,13 @@ TFKAF_AI bool WalksInRuns(const KafCpuParams<A>& p) {
   return p.walk && p.num_runs > 1;
 }
 
-// Walk-mode start for N vectors: x' = -|x| clamped, the clamped x, f_0 and
-// v (see the top of the file).
+// Walk-mode start for N vectors: x' = -|x| clamped, the clamped x, and the
+// exponents of f_0 and v (see the top of the file).
 template <typename A, int N>
-TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
-                        typename Simd<A>::I* neg, typename Simd<A>::V* xc,
-                        typename Simd<A>::V* f, typename Simd<A>::V* v) {
+TFKAF_AI void WalkExponents(const KafCpuParams<A>& p,
+                            const typename Simd<A>::V* x,
+                            typename Simd<A>::I* neg, typename Simd<A>::V* xc,
+                            typename Simd<A>::V* f, typename Simd<A>::V* v) {
   using S = Simd<A>;
   using V = typename S::V;
   const V lo = S::Bc(p.lo);
@@ -340,8 +341,16 @@ TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
     f[k] = (S::Bc(-p.gamma) * t0) * t0 + S::Bc(p.gb2);
     v[k] = S::Bc(p.two_gs) * xp;
   }
-  S::template ExpN<N>(f);
-  S::template ExpN<N>(v);
+}
+
+// WalkExponents, then f_0 and v themselves.
+template <typename A, int N>
+TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
+                        typename Simd<A>::I* neg, typename Simd<A>::V* xc,
+                        typename Simd<A>::V* f, typename Simd<A>::V* v) {
+  WalkExponents<A, N>(p, x, neg, xc, f, v);
+  Simd<A>::template ExpN<N>(f);
+  Simd<A>::template ExpN<N>(v);
 }
 
 // Exact Gaussian basis E[i] = exp(-gamma (x - d_i)^2), one exponential per
@@ -362,16 +371,28 @@ TFKAF_AI typename Simd<A>::V GaussBasis(const KafCpuParams<A>& p,
   return xc;
 }
 
+// How the 2D tiles compute the Gaussian bases of a grid side (GaussBasisN):
+// kWhole, in one walk run (or direct mode); kRuns, in the walk runs of
+// kaf_cpu.cc (WalkRun; one or several, or direct mode); kUnit, in one walk
+// run from 1 (the 2D forward where KafCpuParams::unit): E'[i] = e_i / (f_0
+// C_i), with f_0's exponent returned for the caller to apply (the forward:
+// one exponential of the two sides' exponents summed for both f_0) and
+// C_a C_b folded into the table. That saves a vector its fourth exponential
+// and the 2 D multiplies by C (D = 10, one thread: the forward 4% faster on
+// avx512, 5% on avx2, 11% on the baseline path). The backward keeps the
+// exact bases: there dy f_0 would overflow sooner than dy does.
+enum class Bases2d { kWhole, kRuns, kUnit };
+
 #if TFKAF_SIMD_AVX512
 // The walks of N vectors (WalkStart's neg, f, v) put in centre order in one
-// pass, without WalkBasisN's scratch pass: step j's value f v^j scale[j]
-// (scale symmetric, scale[j] = scale[D - 1 - j], as a run's C_j is) goes to
-// E[n * stride + j] in the lanes walking upwards and to
-// E[n * stride + D - 1 - j] in the others, by two masked stores. 2D-KAF
+// pass, without WalkBasisN's scratch pass: step j's value f v^j, times
+// scale[j] where kScaled (scale symmetric, scale[j] = scale[D - 1 - j], as a
+// run's C_j is), goes to E[n * stride + j] in the lanes walking upwards and
+// to E[n * stride + D - 1 - j] in the others, by two masked stores. 2D-KAF
 // forward ~5% faster (docs/design.md, section 6). Not for the 1D backward's
 // scratch: there each vector is loaded back right after its two masked
 // stores, which the store buffer cannot forward, and it ran 20-30% slower.
-template <typename A, int N>
+template <typename A, int N, bool kScaled>
 TFKAF_AI void WalkToCentres(const typename Simd<A>::I* neg,
                             typename Simd<A>::V* f,
                             const typename Simd<A>::V* v, int64 D,
@@ -385,10 +406,10 @@ TFKAF_AI void WalkToCentres(const typename Simd<A>::I* neg,
     down[n] = S::Mask(~neg[n]);
   }
   for (int64 j = 0; j < D; ++j) {
-    const typename S::V c = S::Bc(scale[j]);
+    const typename S::V c = S::Bc(kScaled ? scale[j] : A(1));
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
-      const typename S::V e = f[n] * c;
+      const typename S::V e = kScaled ? f[n] * c : f[n];
       S::StoreMasked(reinterpret_cast<A*>(E + n * stride + j), up[n], e);
       S::StoreMasked(reinterpret_cast<A*>(E + n * stride + D - 1 - j),
                      down[n], e);
@@ -401,20 +422,30 @@ TFKAF_AI void WalkToCentres(const typename Simd<A>::I* neg,
 // Walk mode for N vectors: the basis of q's centres in natural order into
 // E[n * stride + i] (the exponentials interleave, then each lane's walk is
 // put in centre order); Em: N * q.D vectors of scratch (unused on avx512:
-// WalkToCentres). xc: x clamped.
-template <typename A, int N>
+// WalkToCentres). xc: x clamped. kUnit: the walks start at 1 instead of f_0
+// and skip the C_i (Bases2d::kUnit), f_0's exponent going to f0_exp.
+template <typename A, int N, bool kUnit>
 TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
                          const typename Simd<A>::V* x, typename Simd<A>::V* E,
                          int64 stride, typename Simd<A>::V* Em,
-                         typename Simd<A>::V* xc) {
+                         typename Simd<A>::V* xc,
+                         typename Simd<A>::V* f0_exp) {
   using S = Simd<A>;
   using V = typename S::V;
   const int64 D = q.D;
   typename S::I neg[N];
   V f[N], v[N];
-  WalkStart<A, N>(q, x, neg, xc, f, v);
+  if constexpr (kUnit) {
+    WalkExponents<A, N>(q, x, neg, xc, f0_exp, v);
+    S::template ExpN<N>(v);
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) f[n] = S::Bc(A(1));
+  } else {
+    WalkStart<A, N>(q, x, neg, xc, f, v);
+    (void)f0_exp;
+  }
 #if TFKAF_SIMD_AVX512
-  WalkToCentres<A, N>(neg, f, v, D, q.scale, E, stride);
+  WalkToCentres<A, N, !kUnit>(neg, f, v, D, q.scale, E, stride);
   (void)Em;
 #else
   for (int64 j = 0; j < D; ++j) {
@@ -425,45 +456,48 @@ TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
     }
   }
   for (int64 i = 0; i < D; ++i) {
-    const V c = S::Bc(q.scale[i]);
+    const V c = S::Bc(kUnit ? A(1) : q.scale[i]);
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
       const V* m = Em + n * D;
-      E[n * stride + i] = (neg[n] ? m[i] : m[D - 1 - i]) * c;
+      const V e = neg[n] ? m[i] : m[D - 1 - i];
+      E[n * stride + i] = kUnit ? e : e * c;
     }
   }
 #endif
 }
 
-// The Gaussian basis of N vectors in natural order, in either mode: E and
-// Em hold N * D vectors ([n][i]); xc receives the clamped x. kRuns: walk
-// mode in several runs (kaf_cpu.cc, WalkRun), each run's centres from
-// x - its shift (a separate instantiation: the run loop beside the one-run
-// walk slowed 2D-KAF's forward by ~10% at D = 10).
-template <typename A, int N, bool kRuns>
+// The Gaussian basis of N vectors in natural order, computed as M says: E
+// and Em hold N * D vectors ([n][i]); xc receives the clamped x, f0_exp
+// (kUnit) f_0's exponent. kRuns: each run's centres from x - its shift (a
+// separate instantiation: the run loop beside the one-run walk slowed
+// 2D-KAF's forward by ~10% at D = 10).
+template <typename A, int N, Bases2d M>
 TFKAF_AI void GaussBasisN(const KafCpuParams<A>& p,
                           const typename Simd<A>::V* x,
                           typename Simd<A>::V* E, typename Simd<A>::V* Em,
-                          typename Simd<A>::V* xc) {
+                          typename Simd<A>::V* xc,
+                          typename Simd<A>::V* f0_exp = nullptr) {
   using V = typename Simd<A>::V;
   const int64 D = p.D;
-  if (!p.walk) {
+  if (M != Bases2d::kUnit && !p.walk) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) xc[n] = GaussBasis<A>(p, x[n], E + n * D);
     return;
   }
-  if constexpr (kRuns) {
+  if constexpr (M == Bases2d::kRuns) {
     for (int64 r = 0; r < p.num_runs; ++r) {
       const WalkRun<A>& run = p.runs[r];
       V xr[N], unused[N];
       TFKAF_UNROLL
       for (int n = 0; n < N; ++n) xr[n] = x[n] - Simd<A>::Bc(run.shift);
-      WalkBasisN<A, N>(run.params, xr, E + run.first, D, Em, unused);
+      WalkBasisN<A, N, false>(run.params, xr, E + run.first, D, Em, unused,
+                              nullptr);
     }
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) xc[n] = Clamp(p, x[n]);
   } else {
-    WalkBasisN<A, N>(p, x, E, D, Em, xc);
+    WalkBasisN<A, N, M == Bases2d::kUnit>(p, x, E, D, Em, xc, f0_exp);
   }
 }
 
@@ -681,10 +715,10 @@ TFKAF_AI void TabDot(const A* tab, int64 first, int64 line, int64 step,
 // Lines of the 2D coefficient grid per TabDot call in the 2D-KAF forward and
 // the backward's dx1 pass. 2, with the forward's batches of 4 vectors,
 // measured fastest from D = 5 to 20 (docs/design.md, section 6: ~13% off
-// the forward at D = 10). A side walked in runs (kRuns: D above ~26 at the
-// default gamma) keeps batches of 8 vectors on one line: its table (32 D^2
-// bytes a channel block on avx2) no longer stays in L1, and a coefficient
-// load then serves 8 vectors instead of 4.
+// the forward at D = 10). A forward not in kUnit (Bases2d::kRuns: sides
+// above 18 at the default gamma) keeps batches of 8 vectors on one line:
+// its table (32 D^2 bytes a channel block on avx2) no longer stays in L1,
+// and a coefficient load then serves 8 vectors instead of 4.
 constexpr int kTabLines = 2;
 // Grid columns per TabDot call in the 2D-KAF backward's dx1 pass (its
 // batches: 4 vectors). On avx512 5: their 20 sums fit its 32 registers, and
@@ -710,9 +744,9 @@ TFKAF_AI void Forward2Rows(const A* tab, int64 b, int64 D,
   }
 }
 
-// 2D-KAF forward. tab: [D*D] entries, k = b * D + a for (x1 - d_a, x2 - d_b).
-// scratch: 3 U D vectors.
-template <typename A, int U, bool kUniform, bool kRuns>
+// 2D-KAF forward. tab: [D*D] entries, k = b * D + a for (x1 - d_a, x2 - d_b)
+// (kUnit: times C_a C_b). scratch: 3 U D vectors.
+template <typename A, int U, bool kUniform, Bases2d M>
 TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
                        const typename Simd<A>::V* x2, const A* tab,
                        typename Simd<A>::V* scratch, typename Simd<A>::V* y) {
@@ -722,20 +756,28 @@ TFKAF_AI void Forward2(const KafCpuParams<A>& p, const typename Simd<A>::V* x1,
   V* E1 = scratch;           // [U][D]
   V* E2 = scratch + U * D;   // [U][D]
   V* Em = scratch + 2 * U * D;
-  V xc[U];
-  GaussBasisN<A, U, kRuns>(p, x1, E1, Em, xc);
-  GaussBasisN<A, U, kRuns>(p, x2, E2, Em, xc);
+  V xc[U], f1[U], f2[U];
+  GaussBasisN<A, U, M>(p, x1, E1, Em, xc, f1);
+  GaussBasisN<A, U, M>(p, x2, E2, Em, xc, f2);
   V acc[U];
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) acc[u] = S::Bc(A(0));
-  constexpr int R = kRuns ? 1 : kTabLines;
+  constexpr int R = M == Bases2d::kRuns ? 1 : kTabLines;
   int64 b = 0;
   for (; b + R <= D; b += R) {
     Forward2Rows<A, R, U, kUniform>(tab, b, D, E1, E2, acc);
   }
   for (; b < D; ++b) Forward2Rows<A, 1, U, kUniform>(tab, b, D, E1, E2, acc);
-  TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) y[u] = acc[u];
+  if constexpr (M == Bases2d::kUnit) {
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) f1[u] = f1[u] + f2[u];
+    S::template ExpN<U>(f1);  // f_0 of x1 times f_0 of x2
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) y[u] = acc[u] * f1[u];
+  } else {
+    TFKAF_UNROLL
+    for (int u = 0; u < U; ++u) y[u] = acc[u];
+  }
 }
 
 // Backward2's grid columns a .. a + R - 1, for dx1: accumulates
@@ -804,7 +846,7 @@ TFKAF_AI void Backward2Rows(const KafCpuParams<A>& p,
 
 // 2D-KAF backward: dx1, dx2 for each vector; adds sum_u dy_u E1_u[a] E2_u[b]
 // to dA[b * D + a]. scratch: 3 U D vectors.
-template <typename A, int U, bool kUniform, bool kRuns>
+template <typename A, int U, bool kUniform, Bases2d M>
 TFKAF_AI void Backward2(const KafCpuParams<A>& p,
                         const typename Simd<A>::V* x1,
                         const typename Simd<A>::V* x2,
@@ -818,8 +860,9 @@ TFKAF_AI void Backward2(const KafCpuParams<A>& p,
   V* E2 = scratch + U * D;
   V* Em = scratch + 2 * U * D;
   V xc1[U], xc2[U], acc1[U], acc2[U];
-  GaussBasisN<A, U, kRuns>(p, x1, E1, Em, xc1);
-  GaussBasisN<A, U, kRuns>(p, x2, E2, Em, xc2);
+  static_assert(M != Bases2d::kUnit, "the backward needs the exact bases");
+  GaussBasisN<A, U, M>(p, x1, E1, Em, xc1);
+  GaussBasisN<A, U, M>(p, x2, E2, Em, xc2);
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) {
     acc1[u] = S::Bc(A(0));
@@ -862,12 +905,13 @@ constexpr int kBatch1dBackward = 4;
 // and each coefficient load serves twice the vectors (D = 10, one thread,
 // [4096, 2048] -> [4096, 1024]: 19.7-20.0 -> 15.3-15.9 ms; 6 vectors
 // 15.7-17.5 ms).
-template <bool kRuns>
-constexpr int kBatch2dForward = kRuns || TFKAF_SIMD_AVX512 ? 8 : 4;
+template <Bases2d M>
+constexpr int kBatch2dForward =
+    M == Bases2d::kRuns || TFKAF_SIMD_AVX512 ? 8 : 4;
 constexpr int kBatch2dBackward = 4;
 static_assert(kBatch1dForward <= kMaxBatch && kBatch1dBackward <= kMaxBatch &&
-                  kBatch2dForward<true> <= kMaxBatch &&
-                  kBatch2dForward<false> <= kMaxBatch &&
+                  kBatch2dForward<Bases2d::kRuns> <= kMaxBatch &&
+                  kBatch2dForward<Bases2d::kUnit> <= kMaxBatch &&
                   kBatch2dBackward <= kMaxBatch,
               "kaf_cpu.cc sizes the scratch for kMaxBatch vectors per batch");
 
@@ -1196,9 +1240,9 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
 }
 
 // 2D: x1 / x2 / dx1 / dx2 are the two channel halves (same offsets), y / dy
-// the output (row stride y_stride / dy_stride instead of t.stride). kRuns:
-// walk mode in several runs a side (GaussBasisN).
-template <typename A, bool kUniform, bool kRuns>
+// the output (row stride y_stride / dy_stride instead of t.stride). M: how
+// the bases are computed (Bases2d).
+template <typename A, bool kUniform, Bases2d M>
 __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
                                               const Tile& t, const A* x1,
                                               const A* x2, A* y,
@@ -1207,7 +1251,7 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
   using S = Simd<A>;
   using V = typename S::V;
   constexpr int W = S::W;
-  constexpr int U = kBatch2dForward<kRuns>;
+  constexpr int U = kBatch2dForward<M>;
   V* scratch = Vectors<A>(scratch_lanes);
   const int64 tab_block = p.D * p.D * W;
   auto tab_at = [&](int64 column) {
@@ -1220,7 +1264,7 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
         int64 out[U];
         LoadBatch<A, U>(x1, at, a);
         LoadBatch<A, U>(x2, at, b);
-        Forward2<A, U, kUniform, kRuns>(p, a, b, tab_at(column), scratch, yv);
+        Forward2<A, U, kUniform, M>(p, a, b, tab_at(column), scratch, yv);
         MapOffsets<U, kUniform>(t, y_stride, at, out);
         StoreBatch<A, U>(y, out, yv);
       },
@@ -1228,7 +1272,7 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
         const V a = LoadN(x1 + at, lanes);
         const V b = LoadN(x2 + at, lanes);
         V yv;
-        Forward2<A, 1, kUniform, kRuns>(p, &a, &b, tab_at(column), scratch,
+        Forward2<A, 1, kUniform, M>(p, &a, &b, tab_at(column), scratch,
                                         &yv);
         int64 out;
         MapOffsets<1, kUniform>(t, y_stride, &at, &out);
@@ -1236,7 +1280,7 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
       });
 }
 
-template <typename A, bool kUniform, bool kRuns>
+template <typename A, bool kUniform, Bases2d M>
 __attribute__((noinline)) void Backward2TileOf(
     const KafCpuParams<A>& p, const Tile& t, const A* dy, int64 dy_stride,
     const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
@@ -1266,7 +1310,7 @@ __attribute__((noinline)) void Backward2TileOf(
         LoadBatch<A, U>(x1, at, a);
         LoadBatch<A, U>(x2, at, b);
         LoadBatch<A, U>(dy, out, g);
-        Backward2<A, U, kUniform, kRuns>(p, a, b, g, tab_at(column),
+        Backward2<A, U, kUniform, M>(p, a, b, g, tab_at(column),
                                          dA_at(column), work, d1, d2);
         StoreBatch<A, U>(dx1, at, d1);
         StoreBatch<A, U>(dx2, at, d2);
@@ -1278,7 +1322,7 @@ __attribute__((noinline)) void Backward2TileOf(
         MapOffsets<1, kUniform>(t, dy_stride, &at, &out);
         const V g = LoadN(dy + out, lanes);
         V d1, d2;
-        Backward2<A, 1, kUniform, kRuns>(p, &a, &b, &g, tab_at(column),
+        Backward2<A, 1, kUniform, M>(p, &a, &b, &g, tab_at(column),
                                          dA_at(column), work, &d1, &d2);
         StoreN(dx1 + at, d1, lanes);
         StoreN(dx2 + at, d2, lanes);
@@ -1292,12 +1336,12 @@ __attribute__((noinline)) void Forward2Tile(const KafCpuParams<A>& p,
                                             const A* x2, A* y,
                                             int64 y_stride, const A* tab,
                                             A* scratch) {
-  if (WalksInRuns(p)) {
-    Forward2TileOf<A, kUniform, true>(p, t, x1, x2, y, y_stride, tab,
-                                      scratch);
+  if (p.unit) {
+    Forward2TileOf<A, kUniform, Bases2d::kUnit>(p, t, x1, x2, y, y_stride,
+                                                tab, scratch);
   } else {
-    Forward2TileOf<A, kUniform, false>(p, t, x1, x2, y, y_stride, tab,
-                                       scratch);
+    Forward2TileOf<A, kUniform, Bases2d::kRuns>(p, t, x1, x2, y, y_stride,
+                                                tab, scratch);
   }
 }
 
@@ -1307,11 +1351,12 @@ __attribute__((noinline)) void Backward2Tile(
     const A* x1, const A* x2, A* dx1, A* dx2, const A* tab, A* dA,
     A* scratch) {
   if (WalksInRuns(p)) {
-    Backward2TileOf<A, kUniform, true>(p, t, dy, dy_stride, x1, x2, dx1,
-                                       dx2, tab, dA, scratch);
+    Backward2TileOf<A, kUniform, Bases2d::kRuns>(p, t, dy, dy_stride, x1, x2,
+                                                 dx1, dx2, tab, dA, scratch);
   } else {
-    Backward2TileOf<A, kUniform, false>(p, t, dy, dy_stride, x1, x2, dx1,
-                                        dx2, tab, dA, scratch);
+    Backward2TileOf<A, kUniform, Bases2d::kWhole>(p, t, dy, dy_stride, x1,
+                                                  x2, dx1, dx2, tab, dA,
+                                                  scratch);
   }
 }
 

@@ -32,6 +32,9 @@ struct KafCpuParams {
   A gb2 = 0;     // gamma boundary^2
   A lo = 0, hi = 0;  // clamp range of x for the Gaussian
   bool walk = false;  // Gaussian recurrence (walk mode) or direct exps
+  // 2D forward: one walk run a side from 1, C_a C_b folded into the table
+  // and f_0 of both sides applied to the sum (kaf_cpu_simd.h, Bases2d).
+  bool unit = false;
   const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
   const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
   // Walk mode: the centres (2D: of the grid side) as runs of consecutive
