@@ -186,6 +186,46 @@ def test_kaf_gaussian_parameter_regimes(d, gamma, boundary, rng):
                              atol=1e-11)
 
 
+def _middle_walk_limit(d, two_d):
+  """The |x| up to which the CPU walks the Gaussians from the middle centre
+  at the default gamma: g x^2 + g step |x| = 40 (2D: 20 a side)."""
+  g, step = np_gamma(3.0, d, two_d), 6.0 / (d - 1)
+  budget = 20.0 if two_d else 40.0
+  return (math.sqrt((g * step) ** 2 + 4.0 * budget * g) - g * step) / (2 * g)
+
+
+@pytest.mark.parametrize("alpha_scale", [1.0, 1e19])
+@pytest.mark.parametrize("op", ["kaf", "kaf2d"])
+def test_float32_walks_up_to_the_middle_walk_limit(op, alpha_scale, rng):
+  """Batches whose |x| reach the limit of the walk from the middle centre
+  (its f_m down to e^-40), batches with one x just past it (the mirrored
+  walk), and alpha too large for its sums (every batch mirrored) all match
+  the reference, forward and backward."""
+  two_d = op == "kaf2d"
+  d = 10 if two_d else 20
+  limit = _middle_walk_limit(d, two_d)
+  x = rng.uniform(-limit, limit, (64, 32)) * 0.999
+  x[::16, 5] = limit * 1.01
+  x[1::16, 7] = -limit * 1.01
+  x = x.astype(np.float32)
+  channels = 16 if two_d else 32
+  alpha = rng.normal(0.0, alpha_scale, (channels, d * d if two_d else d))
+  alpha = alpha.astype(np.float32)
+  dy = rng.normal(size=(64, channels)).astype(np.float32)
+  fn, ref_fn = (ops.kaf2d, np_kaf2d) if two_d else (ops.kaf, np_kaf)
+  grad_fn, ref_grads = ((raw_kaf2d_grad, np_kaf2d_grads) if two_d
+                        else (raw_kaf_grad, np_kaf_grads))
+  y = fn(tf.constant(x), tf.constant(alpha)).numpy()
+  ref = ref_fn(x.astype(np.float64), alpha.astype(np.float64))
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+  dx, dalpha = grad_fn(tf.constant(dy), tf.constant(x), tf.constant(alpha))
+  ref_dx, ref_dalpha = ref_grads(dy.astype(np.float64), x.astype(np.float64),
+                                 alpha.astype(np.float64))
+  for got, want in ((dx, ref_dx), (dalpha, ref_dalpha)):
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4,
+                               atol=1e-5 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("dtype", [tf.float16, tf.float32, tf.float64])
 def test_kaf_huge_gamma_beyond_float_resolution(dtype):
   # gamma = 1e30: the clamp margin (gamma L^2 = 800) is below the float

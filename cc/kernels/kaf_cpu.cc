@@ -120,8 +120,10 @@ struct Setup {
   // params and runs point into the vectors: never copied.
   Setup(const Setup&) = delete;
   Setup& operator=(const Setup&) = delete;
-  // forward: the call is a forward (a 2D one may take Bases2d::kUnit).
-  Setup(const KafConfig& config, bool two_d, bool forward) {
+  // forward: the call is a forward (a 2D one may take Bases2d::kUnit, a 1D
+  // one CentredForward if alpha_max, the largest |alpha|, allows).
+  Setup(const KafConfig& config, bool two_d, bool forward,
+        double alpha_max = 0.0) {
     const int64 D = config.num_centres;
     const double step = 2.0 * config.boundary / double(D - 1);
     const double c = config.gamma * step * step;
@@ -156,9 +158,32 @@ struct Setup {
     const double j0 = double(D - 1) / 2.0;
     params.unit = two_d && forward && params.walk && num_runs == 1 &&
                   c * j0 * j0 <= 20.0;
+    if ((fold || params.unit) && num_runs == 1) {
+      // (The 1D backward's sums are alpha_j e_j and dy e_j / C_j, as its
+      // mirrored walk's: no bound on alpha.)
+      SetCentred(config, two_d, step, forward ? alpha_max : 0.0);
+    }
   }
 
  private:
+  // The constants of the walks from the middle centre (kaf_cpu_simd.h,
+  // CentredForward, CentredBases): the limit L on |x| where
+  // g x^2 + g step |x| = 40 (2D: 20 a side), so that f_m >= e^-40 (2D:
+  // e^-20; |d_m| <= step / 2), if the sums' terms, below max|alpha| e^40
+  // and D (2D: D^2) of them, stay 4x below A's largest value (NaN in alpha
+  // fails the test).
+  void SetCentred(const KafConfig& config, bool two_d, double step,
+                  double alpha_max) {
+    const double D = double(config.num_centres), g = config.gamma;
+    const double big = double(std::numeric_limits<A>::max()) / 4.0;
+    const double terms = two_d ? D * D : D, budget = two_d ? 20.0 : 40.0;
+    if (!(alpha_max * terms * std::exp(40.0) <= big)) return;
+    const double gs = g * step;
+    params.centred_limit = static_cast<A>(
+        (std::sqrt(gs * gs + 4.0 * budget * g) - gs) / (2.0 * g));
+    params.two_g_dm = static_cast<A>(2.0 * g * d[config.num_centres / 2]);
+  }
+
   // The run of n centres from `first`, filling its entries of scale, run_d
   // and mirror. The whole grid as one run gives the call's own constants.
   WalkRun<A> MakeRun(const KafConfig& config, int64 first, int64 n,
@@ -336,6 +361,17 @@ void ReducePartials(const CpuDevice& device, A* partial, int64 count,
   });
 }
 
+// The largest |a[i]|, i < n (infinity if one is NaN).
+template <typename T>
+double MaxAbs(const T* a, int64 n) {
+  double most = 0.0;
+  for (int64 i = 0; i < n; ++i) {
+    const double v = std::abs(static_cast<double>(a[i]));
+    if (!(v <= most)) most = std::isnan(v) ? HUGE_VAL : v;
+  }
+  return most;
+}
+
 template <typename T>
 void ZeroOutput(T* out, int64 n) {
   for (int64 i = 0; i < n; ++i) out[i] = static_cast<T>(0.0f);
@@ -473,8 +509,11 @@ void RunForward(const CpuDevice& device, const KafConfig& config,
   using A = typename AccumulatorOf<T>::type;
   const ChannelLayout& L = config.layout;
   if (L.size() == 0) return;
-  const Setup<A> setup(config, kTwoD, /*forward=*/true);
   const TileGrid grid(L, kTwoD);
+  const int64 alpha_size =
+      grid.rows * config.num_centres * (kTwoD ? config.num_centres : 1);
+  const Setup<A> setup(config, kTwoD, /*forward=*/true,
+                       MaxAbs(alpha, alpha_size));
   const AlignedBuffer<A> table =
       MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);

@@ -5,7 +5,8 @@
 // builds the avx512 copy for AVX2+FMA (cc/kernels/cpu_paths.h): its GCC
 // vector code (KAF, 2D-KAF: 64-byte vectors) is then compiled as pairs of
 // AVX2 registers, and its intrinsics (kaf_cpu_simd.h: the exponential's
-// vrndscale and vscalef, the Gaussian bases' masked stores) come from here.
+// vrndscale and vscalef, the Gaussian bases' masked stores, the reciprocal's
+// vrcp14) come from here.
 //
 // Each function follows Intel's definition of the instruction for the
 // operands the kernels pass: vrndscale with imm 0 (round to nearest even,
@@ -69,6 +70,10 @@ inline __m512d scalef_pd(__m512d a, __m512d b) {
   return Map<double, 8>(a, b, Scale<double>);
 }
 
+// vrcp14: within 2^-14 of 1 / v; here exactly 1 / v rounded.
+inline __m512 rcp14_ps(__m512 a) {
+  return Map<float, 16>(a, a, [](float v, float) { return 1.0f / v; });
+}
 // Bit l set where lane l of a & b is nonzero (N lanes of T).
 template <typename T, int N, typename K>
 inline K TestMask(__m512i a, __m512i b) {
@@ -115,6 +120,8 @@ inline void mask_storeu_pd(void* p, __mmask8 k, __m512d v) {
 #define _mm512_scalef_ps TFKAF_AVX512_EMULATE(scalef_ps)
 #undef _mm512_scalef_pd
 #define _mm512_scalef_pd TFKAF_AVX512_EMULATE(scalef_pd)
+#undef _mm512_rcp14_ps
+#define _mm512_rcp14_ps TFKAF_AVX512_EMULATE(rcp14_ps)
 #undef _mm512_test_epi32_mask
 #define _mm512_test_epi32_mask TFKAF_AVX512_EMULATE(test_epi32_mask)
 #undef _mm512_test_epi64_mask
