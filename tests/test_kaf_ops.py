@@ -186,24 +186,27 @@ def test_kaf_gaussian_parameter_regimes(d, gamma, boundary, rng):
                              atol=1e-11)
 
 
-def _middle_walk_limit(d, two_d):
+def _middle_walk_limit(d, two_d, budget):
   """The |x| up to which the CPU walks the Gaussians from the middle centre
-  at the default gamma: g x^2 + g step |x| = 40 (2D: 20 a side)."""
+  at the default gamma: g x^2 + g step |x| = budget (40; the 2D forward's
+  20 a side)."""
   g, step = np_gamma(3.0, d, two_d), 6.0 / (d - 1)
-  budget = 20.0 if two_d else 40.0
   return (math.sqrt((g * step) ** 2 + 4.0 * budget * g) - g * step) / (2 * g)
 
 
 @pytest.mark.parametrize("alpha_scale", [1.0, 1e19])
-@pytest.mark.parametrize("op", ["kaf", "kaf2d"])
-def test_float32_walks_up_to_the_middle_walk_limit(op, alpha_scale, rng):
+@pytest.mark.parametrize("op,budget", [("kaf", 40), ("kaf2d", 20),
+                                       ("kaf2d", 40)])
+def test_float32_walks_up_to_the_middle_walk_limit(op, budget, alpha_scale,
+                                                   rng):
   """Batches whose |x| reach the limit of the walk from the middle centre
-  (its f_m down to e^-40), batches with one x just past it (the mirrored
-  walk), and alpha too large for its sums (every batch mirrored) all match
-  the reference, forward and backward."""
+  (its f_m down to e^-40; the 2D forward's e^-20 a side, its backward's
+  e^-40), batches with one x just past it (the mirrored walk), and alpha
+  too large for the forward's sums (every batch mirrored) all match the
+  reference, forward and backward."""
   two_d = op == "kaf2d"
   d = 10 if two_d else 20
-  limit = _middle_walk_limit(d, two_d)
+  limit = _middle_walk_limit(d, two_d, budget)
   x = rng.uniform(-limit, limit, (64, 32)) * 0.999
   x[::16, 5] = limit * 1.01
   x[1::16, 7] = -limit * 1.01

@@ -158,25 +158,25 @@ struct Setup {
     const double j0 = double(D - 1) / 2.0;
     params.unit = two_d && forward && params.walk && num_runs == 1 &&
                   c * j0 * j0 <= 20.0;
-    if ((fold || params.unit) && num_runs == 1) {
-      // (The 1D backward's sums are alpha_j e_j and dy e_j / C_j, as its
-      // mirrored walk's: no bound on alpha.)
-      SetCentred(config, two_d, step, forward ? alpha_max : 0.0);
+    // The backwards' sums are those of the mirrored walks (1D: alpha_j e_j
+    // and dy e_j / C_j; 2D: of the exact bases): no bound on alpha there.
+    if (params.walk && num_runs == 1 && (!forward || fold || params.unit)) {
+      SetCentred(config, two_d && forward, step, forward ? alpha_max : 0.0);
     }
   }
 
  private:
   // The constants of the walks from the middle centre (kaf_cpu_simd.h,
-  // CentredForward, CentredBases): the limit L on |x| where
-  // g x^2 + g step |x| = 40 (2D: 20 a side), so that f_m >= e^-40 (2D:
-  // e^-20; |d_m| <= step / 2), if the sums' terms, below max|alpha| e^40
-  // and D (2D: D^2) of them, stay 4x below A's largest value (NaN in alpha
-  // fails the test).
-  void SetCentred(const KafConfig& config, bool two_d, double step,
+  // CentredForward, CentredBackward, CentredBases): the limit L on |x|
+  // where g x^2 + g step |x| = 40 (unit: 20 a side, Bases2d::kUnit), so
+  // that f_m >= e^-40 (e^-20; |d_m| <= step / 2), if the sums' terms, below
+  // max|alpha| e^40 and D (unit: D^2) of them, stay 4x below A's largest
+  // value (NaN in alpha fails the test).
+  void SetCentred(const KafConfig& config, bool unit, double step,
                   double alpha_max) {
     const double D = double(config.num_centres), g = config.gamma;
     const double big = double(std::numeric_limits<A>::max()) / 4.0;
-    const double terms = two_d ? D * D : D, budget = two_d ? 20.0 : 40.0;
+    const double terms = unit ? D * D : D, budget = unit ? 20.0 : 40.0;
     if (!(alpha_max * terms * std::exp(40.0) <= big)) return;
     const double gs = g * step;
     params.centred_limit = static_cast<A>(

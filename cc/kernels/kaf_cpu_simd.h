@@ -51,11 +51,11 @@
 //
 // Walks from the middle. Where every |x| of a batch is small enough that
 // f_m = exp(-g x^2 + 2 g x d_m) of the middle centre m = D / 2 stays above
-// e^-40 (2D: e^-20 a side), one-run walks start at m instead and go both
-// ways, upwards by v and downwards by u = 1 / v: then every lane visits
-// the centres in the same order, without the mirrored walk's per-lane
-// choices (CentredForward, CentredBackward, CentredBases). Other batches,
-// NaN and Inf among them, take the mirrored walk.
+// e^-40 (the 2D forward's: e^-20 a side), one-run walks start at m
+// instead and go both ways, upwards by v and downwards by u = 1 / v: then
+// every lane visits the centres in the same order, without the mirrored
+// walk's per-lane choices (CentredForward, CentredBackward, CentredBases).
+// Other batches, NaN and Inf among them, take the mirrored walk.
 
 #ifndef TFKAF_SIMD_NS
 #error "include kaf_cpu_simd.h through cpu_paths.h"
@@ -464,16 +464,17 @@ TFKAF_AI void WalkToCentres(const typename Simd<A>::I* neg,
 }
 #endif
 
-// Bases2d::kUnit's bases of N vectors whose |x| are all within
-// p.centred_limit (CentredBatch), walked from the middle centre m = D / 2
-// both ways as in CentredForward: E[n * stride + i] = e_i / (f_m C_i), 1 at
-// m, then v^k upwards and u^k = v^-k downwards, in centre order in every
-// lane, so with plain stores: half the stores of WalkToCentres (D = 10,
-// one thread, avx512: the forward ~X% faster). f0_exp gets f_m's
-// exponent. Within the limit, g x^2 + g step |x| <= 20, f_m >= e^-20 and
-// the basis values below e^20 a side (kaf_cpu.cc's SetCentred bounds
-// alpha for that).
-template <typename A, int N>
+// The bases of N vectors whose |x| are all within p.centred_limit
+// (CentredBatch), walked from the middle centre m = D / 2 both ways as in
+// CentredForward: f_m at m, then times v^k upwards and u^k = v^-k
+// downwards, times C_i, in centre order in every lane, so with plain
+// stores: half the stores of WalkToCentres (D = 10, one thread, avx512: the
+// forward ~17% faster, the backward ~7%). kUnit (Bases2d::kUnit): 1 in
+// place of f_m and no C_i, f_m's exponent going to f0_exp. Within the
+// limit, g x^2 + g step |x| <= 40 (kUnit: 20), f_m >= e^-40 (e^-20) and
+// the values e_i / (f_m C_i) below e^40 (e^20; kaf_cpu.cc's SetCentred
+// bounds alpha for that).
+template <typename A, int N, bool kUnit>
 TFKAF_AI void CentredBases(const KafCpuParams<A>& p,
                            const typename Simd<A>::V* x,
                            typename Simd<A>::V* E, int64 stride,
@@ -481,33 +482,47 @@ TFKAF_AI void CentredBases(const KafCpuParams<A>& p,
                            typename Simd<A>::V* f0_exp) {
   using S = Simd<A>;
   using V = typename S::V;
-  V v[N], u[N], up[N], down[N];
+  V f[N], v[N], u[N], up[N], down[N];
   TFKAF_UNROLL
   for (int n = 0; n < N; ++n) {
     xc[n] = x[n];
-    f0_exp[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
+    f[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
     v[n] = S::Bc(p.two_gs) * x[n];
+  }
+  if constexpr (kUnit) {
+    TFKAF_UNROLL
+    for (int n = 0; n < N; ++n) {
+      f0_exp[n] = f[n];
+      f[n] = S::Bc(A(1));
+    }
+  } else {
+    S::template ExpN<N>(f);
+    (void)f0_exp;
   }
   S::template ExpN<N>(v);
   const int64 D = p.D, m = D / 2;
+  // E[i] = e, times C_i unless kUnit.
+  auto put = [&](int n, int64 i, V e) {
+    E[n * stride + i] = kUnit ? e : e * S::Bc(p.scale[i]);
+  };
   TFKAF_UNROLL
   for (int n = 0; n < N; ++n) {
     u[n] = S::Recip(v[n]);
-    up[n] = down[n] = S::Bc(A(1));
-    E[n * stride + m] = up[n];
+    up[n] = down[n] = f[n];
+    put(n, m, up[n]);
   }
   for (int64 k = 1; k < D - m; ++k) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
       up[n] = up[n] * v[n];
-      E[n * stride + m + k] = up[n];
+      put(n, m + k, up[n]);
     }
   }
   for (int64 k = 1; k <= m; ++k) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
       down[n] = down[n] * u[n];
-      E[n * stride + m - k] = down[n];
+      put(n, m - k, down[n]);
     }
   }
 }
@@ -528,11 +543,11 @@ TFKAF_AI void WalkBasisN(const KafCpuParams<A>& q,
   const int64 D = q.D;
   typename S::I neg[N];
   V f[N], v[N];
+  if (q.centred_limit >= A(0) && CentredBatch<A, N>(q, x)) {
+    CentredBases<A, N, kUnit>(q, x, E, stride, xc, f0_exp);
+    return;
+  }
   if constexpr (kUnit) {
-    if (q.centred_limit >= A(0) && CentredBatch<A, N>(q, x)) {
-      CentredBases<A, N>(q, x, E, stride, xc, f0_exp);
-      return;
-    }
     WalkExponents<A, N>(q, x, neg, xc, f0_exp, v);
     S::template ExpN<N>(v);
     TFKAF_UNROLL
