@@ -398,6 +398,24 @@ TFKAF_AI bool CentredBatch(const KafCpuParams<A>& p,
   return S::AllSet(in);
 }
 
+// The start of the walks from the middle centre for N vectors: f_m's
+// exponent -g x^2 + 2 g d_m x into f, v = exp(2 g step x) and u = 1 / v.
+template <typename A, int N>
+TFKAF_AI void CentredStart(const KafCpuParams<A>& p,
+                           const typename Simd<A>::V* x,
+                           typename Simd<A>::V* f, typename Simd<A>::V* v,
+                           typename Simd<A>::V* u) {
+  using S = Simd<A>;
+  TFKAF_UNROLL
+  for (int n = 0; n < N; ++n) {
+    f[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
+    v[n] = S::Bc(p.two_gs) * x[n];
+  }
+  S::template ExpN<N>(v);
+  TFKAF_UNROLL
+  for (int n = 0; n < N; ++n) u[n] = S::Recip(v[n]);
+}
+
 // Exact Gaussian basis E[i] = exp(-gamma (x - d_i)^2), one exponential per
 // centre (direct mode; walk mode: WalkStart and its callers). Returns x
 // clamped.
@@ -483,12 +501,7 @@ TFKAF_AI void CentredBases(const KafCpuParams<A>& p,
   using S = Simd<A>;
   using V = typename S::V;
   V f[N], v[N], u[N], up[N], down[N];
-  TFKAF_UNROLL
-  for (int n = 0; n < N; ++n) {
-    xc[n] = x[n];
-    f[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
-    v[n] = S::Bc(p.two_gs) * x[n];
-  }
+  CentredStart<A, N>(p, x, f, v, u);
   if constexpr (kUnit) {
     TFKAF_UNROLL
     for (int n = 0; n < N; ++n) {
@@ -499,7 +512,6 @@ TFKAF_AI void CentredBases(const KafCpuParams<A>& p,
     S::template ExpN<N>(f);
     (void)f0_exp;
   }
-  S::template ExpN<N>(v);
   const int64 D = p.D, m = D / 2;
   // E[i] = e, times C_i unless kUnit.
   auto put = [&](int n, int64 i, V e) {
@@ -507,7 +519,7 @@ TFKAF_AI void CentredBases(const KafCpuParams<A>& p,
   };
   TFKAF_UNROLL
   for (int n = 0; n < N; ++n) {
-    u[n] = S::Recip(v[n]);
+    xc[n] = x[n];
     up[n] = down[n] = f[n];
     put(n, m, up[n]);
   }
@@ -633,19 +645,10 @@ TFKAF_AI void CentredForward(const KafCpuParams<A>& p,
   using S = Simd<A>;
   using V = typename S::V;
   V f[U], v[U], u[U], up[U], down[U];
-  TFKAF_UNROLL
-  for (int n = 0; n < U; ++n) {
-    f[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
-    v[n] = S::Bc(p.two_gs) * x[n];
-  }
+  CentredStart<A, U>(p, x, f, v, u);
   S::template ExpN<U>(f);
-  S::template ExpN<U>(v);
   TFKAF_UNROLL
-  for (int n = 0; n < U; ++n) {
-    u[n] = S::Recip(v[n]);
-    up[n] = S::Bc(A(0));
-    down[n] = S::Bc(A(0));
-  }
+  for (int n = 0; n < U; ++n) up[n] = down[n] = S::Bc(A(0));
   // Horner: up = sum_{j >= m} c_j v^(j - m) from the top centre down,
   // down = sum_{j < m} c_j u^(m - 1 - j) from centre 0 up.
   const int64 D = p.D, m = D / 2;
@@ -727,18 +730,12 @@ TFKAF_AI void CentredBackward(const KafCpuParams<A>& p,
   using S = Simd<A>;
   using V = typename S::V;
   V f[U], v[U], u[U], e[U], acc[U], acc_d[U];
-  TFKAF_UNROLL
-  for (int n = 0; n < U; ++n) {
-    f[n] = x[n] * (S::Bc(p.two_g_dm) - S::Bc(p.gamma) * x[n]);
-    v[n] = S::Bc(p.two_gs) * x[n];
-    acc[n] = acc_d[n] = S::Bc(A(0));
-  }
+  CentredStart<A, U>(p, x, f, v, u);
   S::template ExpN<U>(f);
-  S::template ExpN<U>(v);
   TFKAF_UNROLL
   for (int n = 0; n < U; ++n) {
-    u[n] = S::Recip(v[n]);
     e[n] = f[n];
+    acc[n] = acc_d[n] = S::Bc(A(0));
   }
   // Centre i's sums, e holding e_i / C_i for each vector; then e *= r.
   auto centre = [&](int64 i, const V* r) {
