@@ -120,10 +120,12 @@ struct Setup {
   // params and runs point into the vectors: never copied.
   Setup(const Setup&) = delete;
   Setup& operator=(const Setup&) = delete;
-  // forward: the call is a forward (a 2D one may take Bases2d::kUnit, a 1D
-  // one CentredForward if alpha_max, the largest |alpha|, allows).
+  // forward: the call is a forward (a 2D one may take Bases2d::kUnit, and
+  // the walks from the middle if alpha_max(), the largest |alpha|, allows;
+  // called only where that decides).
+  template <typename AlphaMax>
   Setup(const KafConfig& config, bool two_d, bool forward,
-        double alpha_max = 0.0) {
+        AlphaMax alpha_max) {
     const int64 D = config.num_centres;
     const double step = 2.0 * config.boundary / double(D - 1);
     const double c = config.gamma * step * step;
@@ -161,7 +163,8 @@ struct Setup {
     // The backwards' sums are those of the mirrored walks (1D: alpha_j e_j
     // and dy e_j / C_j; 2D: of the exact bases): no bound on alpha there.
     if (params.walk && num_runs == 1 && (!forward || fold || params.unit)) {
-      SetCentred(config, two_d && forward, step, forward ? alpha_max : 0.0);
+      SetCentred(config, two_d && forward, step,
+                 forward ? alpha_max() : 0.0);
     }
   }
 
@@ -365,11 +368,13 @@ void ReducePartials(const CpuDevice& device, A* partial, int64 count,
 template <typename T>
 double MaxAbs(const T* a, int64 n) {
   double most = 0.0;
+  bool nan = false;
   for (int64 i = 0; i < n; ++i) {
     const double v = std::abs(static_cast<double>(a[i]));
-    if (!(v <= most)) most = std::isnan(v) ? HUGE_VAL : v;
+    most = v > most ? v : most;
+    nan = nan | (v != v);
   }
-  return most;
+  return nan ? HUGE_VAL : most;
 }
 
 template <typename T>
@@ -513,7 +518,7 @@ void RunForward(const CpuDevice& device, const KafConfig& config,
   const int64 alpha_size =
       grid.rows * config.num_centres * (kTwoD ? config.num_centres : 1);
   const Setup<A> setup(config, kTwoD, /*forward=*/true,
-                       MaxAbs(alpha, alpha_size));
+                       [&] { return MaxAbs(alpha, alpha_size); });
   const AlignedBuffer<A> table =
       MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
@@ -683,7 +688,7 @@ void RunBackward(const CpuDevice& device, const KafConfig& config,
     ZeroOutput(dalpha, grid.rows * (kTwoD ? D * D : D));
     return;
   }
-  const Setup<A> setup(config, kTwoD, /*forward=*/false);
+  const Setup<A> setup(config, kTwoD, /*forward=*/false, [] { return 0.0; });
   const AlignedBuffer<A> table =
       MakeTable<A>(device, setup, alpha, grid.rows, kTwoD, grid.blocked);
   const CallContext<A> c = MakeContext(setup, config, table, kTwoD);
