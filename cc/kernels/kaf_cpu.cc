@@ -77,14 +77,20 @@ class AlignedBuffer {
   std::unique_ptr<Vec<A>[]> data_;
 };
 
+// The exponent range walk mode keeps its factors in: f and C_j within
+// [e^-40, e^40], so that alpha_j C_j stays normal for |alpha_j| above
+// ~1e-21 in float (Walkable; the 2D forward's walks from 1 and the walks
+// from the middle, Setup).
+constexpr double kWalkExponent = 40.0;
+
 // Whether walk mode (kaf_cpu_simd.h) can evaluate n centres at once, with
 // c = gamma step^2 and j0 = (n - 1) / 2: it needs gamma half-span^2 =
-// c j0^2 <= 40 (f and C_j within [e^-40, e^40]), c (n - 2) <= 40 (the
+// c j0^2 <= kWalkExponent (f and C_j), c (n - 2) <= kWalkExponent (the
 // ratios) and, where the ratio v underflows (2 gamma step |x| > 87), every
 // basis value to be below e^-100 already: 43.5 / sqrt(c) - j0 sqrt(c) >= 10.
 inline bool Walkable(double c, int64 n) {
   const double j0 = double(n - 1) / 2.0;
-  return c * j0 * j0 <= 40.0 && c * double(n - 2) <= 40.0 &&
+  return c * j0 * j0 <= kWalkExponent && c * double(n - 2) <= kWalkExponent &&
          43.5 / std::sqrt(c) - j0 * std::sqrt(c) >= 10.0;
 }
 
@@ -155,11 +161,11 @@ struct Setup {
     fold = params.walk && !two_d;
     // The 2D forward's one-run walks from 1 (kaf_cpu_simd.h, Bases2d) leave
     // f_0 of both sides, up to e^(2 gamma half-span^2), to the end and fold
-    // C_a C_b, down to its inverse, into the table: 2D's share of the
-    // e^+-40 that keeps alpha C normal (Walkable) is e^+-20 a side.
+    // C_a C_b, down to its inverse, into the table: each side gets half of
+    // kWalkExponent.
     const double j0 = double(D - 1) / 2.0;
     params.unit = two_d && forward && params.walk && num_runs == 1 &&
-                  c * j0 * j0 <= 20.0;
+                  c * j0 * j0 <= kWalkExponent / 2.0;
     // The backwards' sums are those of the mirrored walks (1D: alpha_j e_j
     // and dy e_j / C_j; 2D: of the exact bases): no bound on alpha there.
     if (params.walk && num_runs == 1 && (!forward || fold || params.unit)) {
@@ -171,16 +177,17 @@ struct Setup {
  private:
   // The constants of the walks from the middle centre (kaf_cpu_simd.h,
   // CentredForward, CentredBackward, CentredBases): the limit L on |x|
-  // where g x^2 + g step |x| = 40 (unit: 20 a side, Bases2d::kUnit), so
-  // that f_m >= e^-40 (e^-20; |d_m| <= step / 2), if the sums' terms, below
-  // max|alpha| e^40 and D (unit: D^2) of them, stay 4x below A's largest
-  // value (NaN in alpha fails the test).
+  // where g x^2 + g step |x| = kWalkExponent (unit, Bases2d::kUnit: half of
+  // it a side), so that f_m >= e^-40 (e^-20; |d_m| <= step / 2), if the
+  // sums' terms, below max|alpha| e^40 and D (unit: D^2) of them, stay 4x
+  // below A's largest value (NaN in alpha fails the test).
   void SetCentred(const KafConfig& config, bool unit, double step,
                   double alpha_max) {
     const double D = double(config.num_centres), g = config.gamma;
     const double big = double(std::numeric_limits<A>::max()) / 4.0;
-    const double terms = unit ? D * D : D, budget = unit ? 20.0 : 40.0;
-    if (!(alpha_max * terms * std::exp(40.0) <= big)) return;
+    const double terms = unit ? D * D : D;
+    const double budget = unit ? kWalkExponent / 2.0 : kWalkExponent;
+    if (!(alpha_max * terms * std::exp(kWalkExponent) <= big)) return;
     const double gs = g * step;
     params.centred_limit = static_cast<A>(
         (std::sqrt(gs * gs + 4.0 * budget * g) - gs) / (2.0 * g));
@@ -254,10 +261,12 @@ AlignedBuffer<A> MakeTable(const CpuDevice& device,
         const T* a = alpha + r * A_cols;
         A* o = out + g * K * lanes + l;
         if (two_d) {
-          const bool unit = setup.params.unit;  // k = b * D + a
-          for (int64 k = 0; k < K; ++k) {
-            const A cc = unit ? scale[k / D] * scale[k % D] : A(1);
-            o[k * lanes] = static_cast<A>(a[k]) * cc;
+          const bool unit = setup.params.unit;
+          for (int64 b = 0; b < D; ++b) {
+            for (int64 i = 0; i < D; ++i) {  // k = b * D + i
+              const A cc = unit ? scale[b] * scale[i] : A(1);
+              o[(b * D + i) * lanes] = static_cast<A>(a[b * D + i]) * cc;
+            }
           }
         } else {
           for (int64 j = 0; j < D; ++j) {

@@ -385,8 +385,8 @@ TFKAF_AI void WalkStart(const KafCpuParams<A>& p, const typename Simd<A>::V* x,
 }
 
 // Whether these U vectors may walk from the middle centre (CentredForward,
-// CentredBases): every |x| within p.centred_limit (NaN never is; the limit
-// is negative where the call may not walk so at all).
+// CentredBackward, CentredBases): every |x| within p.centred_limit (NaN
+// never is; the limit is negative where the call may not walk so at all).
 template <typename A, int U>
 TFKAF_AI bool CentredBatch(const KafCpuParams<A>& p,
                            const typename Simd<A>::V* x) {
@@ -1188,19 +1188,6 @@ TFKAF_AI void ForEachBatch(const Tile& t, Body body, Tail tail) {
   }
 }
 
-// v[u] = the vector at p + at[u] / stores it there, u < U.
-template <typename A, int U>
-TFKAF_AI void LoadBatch(const A* p, const int64* at, typename Simd<A>::V* v) {
-  TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) v[u] = Load(p + at[u]);
-}
-
-template <typename A, int U>
-TFKAF_AI void StoreBatch(A* p, const int64* at, const typename Simd<A>::V* v) {
-  TFKAF_UNROLL
-  for (int u = 0; u < U; ++u) Store(p + at[u], v[u]);
-}
-
 // Rows ahead that the channels-last tile loops prefetch (PrefetchBatch).
 constexpr int kPrefetchRows = 8;
 
@@ -1213,13 +1200,31 @@ constexpr int kPrefetchRows = 8;
 // forward, 2 threads on avx512, took 3.7-3.9 ms without, 3.1 ms with
 // 8 rows ahead and 3.3-3.5 ms with 16. kUniform: none (one row's
 // positions in order, which the hardware prefetchers follow).
-template <typename A, int U, bool kUniform, bool kWrite = false>
+template <typename A, int U, bool kUniform, bool kWrite>
 TFKAF_AI void PrefetchBatch(const A* p, const int64* at, int64 stride) {
   if (kUniform) return;
   TFKAF_UNROLL
   for (int u = 0; u < U; ++u) {
     __builtin_prefetch(p + at[u] + kPrefetchRows * stride, kWrite ? 1 : 0);
   }
+}
+
+// v[u] = the vector at p + at[u] / stores it there, u < U, each first
+// prefetching the batch kPrefetchRows rows (of `stride` elements) on.
+template <typename A, int U, bool kUniform>
+TFKAF_AI void LoadBatch(const A* p, const int64* at, int64 stride,
+                        typename Simd<A>::V* v) {
+  PrefetchBatch<A, U, kUniform, false>(p, at, stride);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) v[u] = Load(p + at[u]);
+}
+
+template <typename A, int U, bool kUniform>
+TFKAF_AI void StoreBatch(A* p, const int64* at, int64 stride,
+                         const typename Simd<A>::V* v) {
+  PrefetchBatch<A, U, kUniform, true>(p, at, stride);
+  TFKAF_UNROLL
+  for (int u = 0; u < U; ++u) Store(p + at[u], v[u]);
 }
 
 // out[u]: the offset at[u] of an operand with rows t.stride apart, in one
@@ -1316,13 +1321,11 @@ __attribute__((noinline)) void WalkRunsForwardTile(const KafCpuParams<A>& p,
         t,
         [&](const int64* at, int64 column) {
           V xv[U], yv[U];
-          PrefetchBatch<A, U, kUniform>(x, at, t.stride);
-          PrefetchBatch<A, U, kUniform, true>(y, at, t.stride);
-          LoadBatch<A, U>(x, at, xv);
+          LoadBatch<A, U, kUniform>(x, at, t.stride, xv);
           ShiftBatch<A, U>(xv, shift);
           WalkForward<A, U, kUniform>(run.params, xv, tab_at(column), yv);
           AddEarlierRuns<A, U>(r, y, at, yv);
-          StoreBatch<A, U>(y, at, yv);
+          StoreBatch<A, U, kUniform>(y, at, t.stride, yv);
         },
         [&](int64 at, int64 lanes, int64 column) {
           V xv = LoadN(x + at, lanes), yv;
@@ -1353,16 +1356,13 @@ __attribute__((noinline)) void WalkRunsBackwardTile(
         t,
         [&](const int64* at, int64 column) {
           V xv[U], dyv[U], dxv[U];
-          PrefetchBatch<A, U, kUniform>(x, at, t.stride);
-          PrefetchBatch<A, U, kUniform>(dy, at, t.stride);
-          PrefetchBatch<A, U, kUniform, true>(dx, at, t.stride);
-          LoadBatch<A, U>(x, at, xv);
-          LoadBatch<A, U>(dy, at, dyv);
+          LoadBatch<A, U, kUniform>(x, at, t.stride, xv);
+          LoadBatch<A, U, kUniform>(dy, at, t.stride, dyv);
           ShiftBatch<A, U>(xv, shift);
           WalkBackward<A, U, kUniform>(run.params, xv, dyv, tab_at(column),
                                        dA_at(column), work, dxv);
           AddEarlierRuns<A, U>(r, dx, at, dxv);
-          StoreBatch<A, U>(dx, at, dxv);
+          StoreBatch<A, U, kUniform>(dx, at, t.stride, dxv);
         },
         [&](int64 at, int64 lanes, int64 column) {
           V xv = LoadN(x + at, lanes), dxv;
@@ -1397,21 +1397,18 @@ __attribute__((noinline)) void ForwardTile(const KafCpuParams<A>& p,
   ForEachBatch<U, W, kUniform>(
       t,
       [&](const int64* at, int64 column) {
-        PrefetchBatch<A, U, kUniform>(x, at, t.stride);
-        PrefetchBatch<A, U, kUniform, true>(y, at, t.stride);
+        V xv[U], yv[U];
+        LoadBatch<A, U, kUniform>(x, at, t.stride, xv);
         if (walk) {
-          V xv[U], yv[U];
-          LoadBatch<A, U>(x, at, xv);
           WalkForward<A, U, kUniform>(p, xv, tab_at(column), yv);
-          StoreBatch<A, U>(y, at, yv);
         } else {
           TFKAF_UNROLL
           for (int u = 0; u < U; ++u) {
-            Store(y + at[u], Forward1<A, K, kUniform>(p, Load(x + at[u]),
-                                                      tab_at(column),
-                                                      scratch));
+            yv[u] = Forward1<A, K, kUniform>(p, xv[u], tab_at(column),
+                                             scratch);
           }
         }
+        StoreBatch<A, U, kUniform>(y, at, t.stride, yv);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V xv = LoadN(x + at, lanes);
@@ -1457,11 +1454,8 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
       t,
       [&](const int64* at, int64 column) {
         V xv[U], dyv[U], dxv[U];
-        PrefetchBatch<A, U, kUniform>(x, at, t.stride);
-        PrefetchBatch<A, U, kUniform>(dy, at, t.stride);
-        PrefetchBatch<A, U, kUniform, true>(dx, at, t.stride);
-        LoadBatch<A, U>(x, at, xv);
-        LoadBatch<A, U>(dy, at, dyv);
+        LoadBatch<A, U, kUniform>(x, at, t.stride, xv);
+        LoadBatch<A, U, kUniform>(dy, at, t.stride, dyv);
         if (walk) {
           WalkBackward<A, U, kUniform>(p, xv, dyv, tab_at(column),
                                        dA_at(column), work, dxv);
@@ -1473,7 +1467,7 @@ __attribute__((noinline)) void BackwardTile(const KafCpuParams<A>& p,
                                                work);
           }
         }
-        StoreBatch<A, U>(dx, at, dxv);
+        StoreBatch<A, U, kUniform>(dx, at, t.stride, dxv);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V xv = LoadN(x + at, lanes);
@@ -1515,13 +1509,10 @@ __attribute__((noinline)) void Forward2TileOf(const KafCpuParams<A>& p,
         V a[U], b[U], yv[U];
         int64 out[U];
         MapOffsets<U, kUniform>(t, y_stride, at, out);
-        PrefetchBatch<A, U, kUniform>(x1, at, t.stride);
-        PrefetchBatch<A, U, kUniform>(x2, at, t.stride);
-        PrefetchBatch<A, U, kUniform, true>(y, out, y_stride);
-        LoadBatch<A, U>(x1, at, a);
-        LoadBatch<A, U>(x2, at, b);
+        LoadBatch<A, U, kUniform>(x1, at, t.stride, a);
+        LoadBatch<A, U, kUniform>(x2, at, t.stride, b);
         Forward2<A, U, kUniform, M>(p, a, b, tab_at(column), scratch, yv);
-        StoreBatch<A, U>(y, out, yv);
+        StoreBatch<A, U, kUniform>(y, out, y_stride, yv);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V a = LoadN(x1 + at, lanes);
@@ -1561,18 +1552,13 @@ __attribute__((noinline)) void Backward2TileOf(
         V a[U], b[U], g[U], d1[U], d2[U];
         int64 out[U];
         MapOffsets<U, kUniform>(t, dy_stride, at, out);
-        PrefetchBatch<A, U, kUniform>(x1, at, t.stride);
-        PrefetchBatch<A, U, kUniform>(x2, at, t.stride);
-        PrefetchBatch<A, U, kUniform>(dy, out, dy_stride);
-        PrefetchBatch<A, U, kUniform, true>(dx1, at, t.stride);
-        PrefetchBatch<A, U, kUniform, true>(dx2, at, t.stride);
-        LoadBatch<A, U>(x1, at, a);
-        LoadBatch<A, U>(x2, at, b);
-        LoadBatch<A, U>(dy, out, g);
+        LoadBatch<A, U, kUniform>(x1, at, t.stride, a);
+        LoadBatch<A, U, kUniform>(x2, at, t.stride, b);
+        LoadBatch<A, U, kUniform>(dy, out, dy_stride, g);
         Backward2<A, U, kUniform, M>(p, a, b, g, tab_at(column),
                                      dA_at(column), work, d1, d2);
-        StoreBatch<A, U>(dx1, at, d1);
-        StoreBatch<A, U>(dx2, at, d2);
+        StoreBatch<A, U, kUniform>(dx1, at, t.stride, d1);
+        StoreBatch<A, U, kUniform>(dx2, at, t.stride, d2);
       },
       [&](int64 at, int64 lanes, int64 column) {
         const V a = LoadN(x1 + at, lanes);

@@ -35,9 +35,9 @@ struct KafCpuParams {
   // 2D forward: one walk run a side from 1, C_a C_b folded into the table
   // and f_0 of both sides applied to the sum (kaf_cpu_simd.h, Bases2d).
   bool unit = false;
-  // 1D forward in walk mode (kaf_cpu_simd.h, CentredForward): the |x| up to
-  // which a batch may walk from the middle centre m = D / 2 (negative:
-  // never), and 2 gamma d_m.
+  // One-run walk mode (kaf_cpu_simd.h, CentredBatch): the |x| up to which
+  // a batch may walk from the middle centre m = D / 2 (negative: never),
+  // and 2 gamma d_m.
   A centred_limit = -1, two_g_dm = 0;
   const A* d = nullptr;      // [D] centres, linspace(-boundary, boundary, D)
   const A* scale = nullptr;  // [D] C_j of walk mode (kaf_cpu_simd.h)
