@@ -7,7 +7,9 @@ KAF (all three kernels; the Gaussian also with 48 centres, which the CPU
 walks in two runs), 2D-KAF (also on a 30 x 30 grid, two runs a side) and the
 spline, forward and backward, channels-last and channels-first, float32 and
 float64, with sizes that leave partial vectors of every width (4, 8 and 16
-lanes).
+lanes). One more spline case, spline-51 ([1701, 203], K = 51), is large
+enough for the backward's column tiles (blocks of 64 channels and one of 11,
+8 lanes and a scalar tail) and for chunks that start and end inside a row.
 """
 
 import numpy as np
@@ -26,6 +28,8 @@ X_RANGE = (-2.0, 2.0)  # spline grid
 # with tails), channels-first runs of 21 positions, and channels-last rows of
 # 37 channels (two full 16-lane vectors and a tail).
 LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1), ((9, 37), -1))
+# spline-51's [rows, channels]: 4 reduction chunks of 425.25 rows.
+SPLINE_TILES_SHAPE = (1701, 203)
 TOL = {"float32": dict(rtol=1e-4, atol=1e-4),
        "float64": dict(rtol=1e-9, atol=1e-10)}
 PARTS = ("y", "dx", "dparam")
@@ -34,7 +38,7 @@ PARTS = ("y", "dx", "dparam")
 def inputs():
   """"op/dtype/axis:channels/part" -> array, for the parts x, dy and param
   of every op, layout and dtype. op is gaussian, gaussian-48, relu,
-  softplus, kaf2d, kaf2d-30 or spline."""
+  softplus, kaf2d, kaf2d-30, spline or spline-51 (one layout)."""
   rng = np.random.default_rng(7)
   cases = {}
   for dtype in DTYPES:
@@ -57,6 +61,10 @@ def inputs():
       # a 30 x 30 grid: the default gamma walks each side in two runs
       cases[("kaf2d-30", dtype, layout)] = (x2, dy, rng.standard_normal(
           (channels, 900)))
+    shape = SPLINE_TILES_SHAPE
+    cases[("spline-51", dtype, f"-1:{shape[1]}")] = (
+        rng.uniform(-3.0, 3.0, shape), rng.standard_normal(shape),
+        rng.standard_normal((shape[1], 51)))
   out = {}
   for (op, dtype, layout), arrays in cases.items():
     for part, value in zip(("x", "dy", "param"), arrays):
@@ -112,7 +120,7 @@ def axis_of(name):
 
 
 def _reference(op, x, dy, param, axis):
-  if op == "spline":
+  if op.startswith("spline"):
     y = np_spline(x, param, *X_RANGE, axis=axis)
     return (y,) + np_spline_grad(dy, x, param, *X_RANGE, axis=axis)
   if op.startswith("kaf2d"):
@@ -145,7 +153,7 @@ def assert_agree(base, other, rounding_differs=True):
   for key in base:
     if key == "cpu_path":
       continue
-    if key.startswith("spline/"):
+    if key.startswith("spline"):
       np.testing.assert_array_equal(other[key], base[key], err_msg=key)
     else:
       dtype = key.split("/")[1]

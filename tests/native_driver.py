@@ -89,7 +89,7 @@ def _job_line(name, folder, stem, arrays):
   for part in ("x", "dy", "param"):
     arrays[part].tofile(pathlib.Path(folder) / f"{stem}.{part}")
   n = param.shape[1]
-  if op == "spline":
+  if op.startswith("spline"):
     x_min, x_max = (f32(v) for v in cases.X_RANGE)
     kind, kernel, a, b = "spline", "-", x_min, (n - 1) / (x_max - x_min)
   elif op == "relu-yardstick":

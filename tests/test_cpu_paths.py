@@ -50,7 +50,7 @@ WORKER = textwrap.dedent("""
       param = inputs[name + "/param"]
       if op.startswith("kaf2d"):
         fn = lambda x, a: ops.kaf2d(x, a, %r, axis=axis)
-      elif op == "spline":
+      elif op.startswith("spline"):
         fn = lambda x, c: ops.linear_spline(x, c, %r, %r, axis=axis)
       else:
         fn = lambda x, a: ops.kaf(x, a, %r, kernel=op.split("-")[0],

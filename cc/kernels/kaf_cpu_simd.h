@@ -1188,18 +1188,10 @@ TFKAF_AI void ForEachBatch(const Tile& t, Body body, Tail tail) {
   }
 }
 
-// Rows ahead that the channels-last tile loops prefetch (PrefetchBatch).
-constexpr int kPrefetchRows = 8;
-
-// Prefetches (kWrite: for writing) the vectors kPrefetchRows rows of
-// `stride` elements past p + at[u]. A channels-last tile reads each row as
-// a 1 KB piece (kaf_cpu.cc: kSegment channels) 4 KB or more from the next,
-// too short a stream for the hardware prefetchers, so that with cold
-// caches (as in `tfkaf bench`, which runs the composite baselines between
-// calls) the loads of each new batch of rows waited on memory: the KAF
-// forward, 2 threads on avx512, took 3.7-3.9 ms without, 3.1 ms with
-// 8 rows ahead and 3.3-3.5 ms with 16. kUniform: none (one row's
-// positions in order, which the hardware prefetchers follow).
+// Prefetches (kWrite: for writing) the vectors kPrefetchRows (cpu_tile.h)
+// rows of `stride` elements past p + at[u]: a channels-last tile's rows
+// are 1 KB pieces (kaf_cpu.cc: kSegment channels). kUniform: none (one
+// row's positions in order, which the hardware prefetchers follow).
 template <typename A, int U, bool kUniform, bool kWrite>
 TFKAF_AI void PrefetchBatch(const A* p, const int64* at, int64 stride) {
   if (kUniform) return;

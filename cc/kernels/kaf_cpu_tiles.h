@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "cc/kernels/common.h"
+#include "cc/kernels/cpu_tile.h"
 #include "cc/kernels/kaf_kernels.h"
 
 namespace tfkaf {
@@ -61,13 +62,6 @@ constexpr int64 kTab1d = 3;
 
 // Most vectors in one batch of a tile loop, on any path (kaf_cpu_simd.h).
 constexpr int kMaxBatch = 8;
-
-// A tile: `rows` rows of `len` elements, consecutive rows `stride` apart.
-struct Tile {
-  int64 rows;
-  int64 stride;
-  int64 len;
-};
 
 // The entry points of one path's copy of the tile kernels (kaf_cpu_simd.h
 // documents them), by KafKernel and by kUniform (whether a vector's lanes

@@ -1,17 +1,21 @@
 // Vector loops of the linear spline's CPU functors (spline_cpu.cc), compiled
 // once per CPU path through cpu_paths.h; deliberately without an include
-// guard. The includer provides Grid, <immintrin.h> and int64.
+// guard. The includer provides Grid, Tile, kPrefetchRows, <immintrin.h> and
+// int64.
 //
 // Float only, 8 elements at a time on the avx2 and avx512 paths (scalar
-// loads of the coefficient pairs, LoadPairs), 4 with SSE2 on the baseline
-// path (forward only: its backward returns 0). The avx512 path keeps 8
-// lanes: on an Intel Xeon with AVX-512 (one thread, [4096, 1024], K = 51)
-// 16 lanes with two AVX-512 gathers ran forward in 3.2 ms and backward in
-// 7.0 ms, 16 lanes of scalar pair loads in 3.5 and 7.4 ms, and these 8-lane
-// loops in 2.95 and 6.65 ms: the loop is bound by the table accesses at
-// data-dependent indices, which wider vectors do not make fewer.
-// They process the largest multiple of the vector width of n and return it; the
-// caller finishes with the scalar loop. Same operations in the same
+// loads of the coefficient pairs, LoadPairs; the avx512 forward gathers
+// them, GatherPairs), 4 with SSE2 on the baseline path (forward only: its
+// backward returns 0). The avx512 path keeps 8 lanes: on an Intel Xeon
+// with AVX-512 (one thread, [4096, 1024], K = 51) 16 lanes with two
+// AVX-512 gathers ran forward in 3.2 ms and backward in 7.0 ms, 16 lanes of
+// scalar pair loads in 3.5 and 7.4 ms, and these 8-lane loops in 2.95 and
+// 6.65 ms: the loop is bound by the table accesses at data-dependent
+// indices, which wider vectors do not make fewer.
+// The forward takes one run of n elements, the backward a tile (every row
+// of a column block, spline_cpu.cc); each processes the largest multiple of
+// the vector width of a row and returns it, and the caller finishes each
+// row with the scalar loop. Same operations in the same
 // order as the scalar loops, without FMA contraction (hence
 // `optimize("fp-contract=off")` below, the paths' targets enabling FMA), so
 // results are bitwise identical whichever path runs. Require channels * K <
@@ -126,6 +130,31 @@ inline void LoadPairs(const float* table, const int* at, __m256* first,
 }
 
 
+#if TFKAF_SIMD_AVX512
+// LoadPairs by two 4-lane 64-bit gathers straight from the index vector:
+// lanes 0 1 4 5 of `index` into lo, 2 3 6 7 into hi (one vpermq), so that
+// LoadPairs' shuffles put the pairs in lane order. The avx512 path's
+// forward only: on an Intel Xeon with AVX-512 (one thread, [4096, 1024],
+// K = 51) it took 2.2-2.4 ms this way against 2.9-3.0 ms with LoadPairs,
+// whose lane extractions (GCC turns StoreIndices' reloads into vpextrd) and
+// pair inserts all queue for one shuffle port. The backward, which needs
+// the indices as integers for AddPairs anyway, gained nothing from gathers
+// (nor from AVX-512 scatters for AddPairs). Not on the avx2 path: on Zen 3
+// LoadPairs was ~10% faster than these gathers.
+inline void GatherPairs(const float* table, __m256i index, __m256* first,
+                        __m256* second) {
+  const __m256i order =
+      _mm256_permute4x64_epi64(index, _MM_SHUFFLE(3, 1, 2, 0));
+  const double* base = reinterpret_cast<const double*>(table);
+  const __m256 lo = _mm256_castpd_ps(
+      _mm256_i32gather_pd(base, _mm256_castsi256_si128(order), 4));
+  const __m256 hi = _mm256_castpd_ps(
+      _mm256_i32gather_pd(base, _mm256_extracti128_si256(order, 1), 4));
+  *first = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+  *second = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+}
+#endif
+
 inline int64 ForwardVector(const Grid<float>& grid, const float* x,
                            const float* coeff, int64 channel_stride, int64 n,
                            float* y) {
@@ -134,10 +163,14 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
   const int64 done = n & ~int64{7};
   for (int64 j = 0; j < done; j += 8) {
     const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+    __m256 c0, c1;
+#if TFKAF_SIMD_AVX512
+    GatherPairs(coeff, s.index, &c0, &c1);
+#else
     alignas(32) int at[8];
     StoreIndices(at, s.index);
-    __m256 c0, c1;
     LoadPairs(coeff, at, &c0, &c1);
+#endif
     _mm256_storeu_ps(
         y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
     base = _mm256_add_epi32(base, k.step);
@@ -145,26 +178,42 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
   return done;
 }
 
-inline int64 BackwardVector(const Grid<float>& grid, const float* dy,
-                            const float* x, const float* slopes, float* acc,
-                            int64 channel_stride, int64 n, float* dx) {
+// The vector loop over every row of a tile (t.len elements a row, from
+// dy, x and dx; the rows share their coefficient rows), prefetching the
+// row kPrefetchRows on as it goes: a column tile's rows are 256-byte
+// pieces 4 KB apart, which the hardware prefetchers do not follow (the
+// backward took twice as long without). One call per tile rather than per
+// row: the call and the constants' setup cost ~25% of a 64-element row.
+inline int64 BackwardVector(const Grid<float>& grid, const Tile& t,
+                            const float* dy, const float* x,
+                            const float* slopes, float* acc,
+                            int64 channel_stride, float* dx) {
   const RunConstants k(grid, channel_stride);
-  __m256i base = k.base;
-  const int64 done = n & ~int64{7};
-  for (int64 j = 0; j < done; j += 8) {
-    const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
-    alignas(32) int at[8];
-    StoreIndices(at, s.index);
-    __m256 slope, unused;  // (slopes[i + 1] is unused)
-    LoadPairs(slopes, at, &slope, &unused);
-    // The slope, or t itself where t is NaN (as the scalar loop).
-    const __m256 d =
-        _mm256_blendv_ps(s.t, slope, _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
-    const __m256 g = _mm256_loadu_ps(dy + j);
-    _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
-    const __m256 ug = _mm256_mul_ps(s.u, g);
-    AddPairs(acc, at, _mm256_sub_ps(g, ug), ug);
-    base = _mm256_add_epi32(base, k.step);
+  const int64 done = t.len & ~int64{7};
+  const int64 ahead = kPrefetchRows * t.stride;
+  for (int64 r = 0; r < t.rows;
+       ++r, dy += t.stride, x += t.stride, dx += t.stride) {
+    __m256i base = k.base;
+    for (int64 j = 0; j < done; j += 8) {
+      if ((j & 15) == 0) {  // once a line
+        __builtin_prefetch(x + j + ahead, 0);
+        __builtin_prefetch(dy + j + ahead, 0);
+        __builtin_prefetch(dx + j + ahead, 1);
+      }
+      const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+      alignas(32) int at[8];
+      StoreIndices(at, s.index);
+      __m256 slope, unused;  // (slopes[i + 1] is unused)
+      LoadPairs(slopes, at, &slope, &unused);
+      // The slope, or t itself where t is NaN (as the scalar loop).
+      const __m256 d =
+          _mm256_blendv_ps(s.t, slope, _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
+      const __m256 g = _mm256_loadu_ps(dy + j);
+      _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
+      const __m256 ug = _mm256_mul_ps(s.u, g);
+      AddPairs(acc, at, _mm256_sub_ps(g, ug), ug);
+      base = _mm256_add_epi32(base, k.step);
+    }
   }
   return done;
 }
@@ -222,8 +271,9 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
   return done;
 }
 
-inline int64 BackwardVector(const Grid<float>&, const float*, const float*,
-                            const float*, float*, int64, int64, float*) {
+inline int64 BackwardVector(const Grid<float>&, const Tile&, const float*,
+                            const float*, const float*, float*, int64,
+                            float*) {
   return 0;
 }
 
