@@ -2,6 +2,8 @@
 
 #include "cc/kernels/cpu_features.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -62,6 +64,18 @@ CpuPath SelectedCpuPath() {
     return PathFromEnvironment(best);
   }();
   return selected;
+}
+
+const CpuCaches& CpuCacheSizes() {
+  static const CpuCaches caches = [] {
+    auto size = [](int name, long fallback) {
+      const long bytes = sysconf(name);  // glibc: from CPUID
+      return bytes > 0 ? bytes : fallback;
+    };
+    return CpuCaches{size(_SC_LEVEL1_DCACHE_SIZE, 32L << 10),
+                     size(_SC_LEVEL2_CACHE_SIZE, 512L << 10)};
+  }();
+  return caches;
 }
 
 const char* CpuPathName(CpuPath path) {

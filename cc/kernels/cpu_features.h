@@ -36,6 +36,15 @@ CpuPath SelectedCpuPath();
 // "baseline", "avx2" or "avx512".
 const char* CpuPathName(CpuPath path);
 
+// The data caches of one core, in bytes (what the system reports, read
+// once per process; 32 KB and 512 KB where it reports nothing): the
+// kernels size their cache blocks from them.
+struct CpuCaches {
+  long l1_data;
+  long l2;
+};
+const CpuCaches& CpuCacheSizes();
+
 }  // namespace tfkaf
 
 // Evaluates `call` (a function call, template arguments allowed) in the

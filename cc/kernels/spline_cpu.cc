@@ -257,26 +257,34 @@ inline void ForEachRun(const RowView& view, int64 knots, int64 begin,
 }
 
 // Channels in one column block of the backward's channels-last tiles
-// (ForEachColumnTile): the block's share of the tables that each element
-// reads or updates at a data-dependent segment (K slopes and 2 K segment
-// sums a channel) about kTableBytes, so that it stays in a 48 KB L1 data
-// cache across the tile's rows; at least 64, whose rows are 256-byte
-// pieces (32 channels ran slower than whole rows). Whole rows of 1024
-// channels with K = 51 (627 KB of tables) were read from L2, and with
-// K = 201 (2.5 MB) from L3: 2 threads on an Intel Xeon with AVX-512 took
-// 5.2 -> 4.3-5.0 ms (K = 51) and 9.4-9.8 -> 5.5-5.9 ms (K = 201) in
-// blocks. Only for the vector loops (float, avx2 and avx512 paths): the
-// scalar loop is not bound by the tables, and double (K = 51) went from
-// 13 to 16 ms in blocks; it keeps whole rows (`channels`).
+// (ForEachColumnTile), from the tables that each element reads or updates
+// at a data-dependent segment: K slopes and 2 K segment sums a channel.
+// - Where 64 channels or more have their tables in 5/6 of the L1 data
+//   cache: as many as fit (a multiple of 16), so that a block's tables
+//   stay in L1 across the tile's rows.
+// - Else, where the whole rows' tables overflow L2: 64 (from L2, not L3).
+// - Else whole rows (`channels`).
+// Blocks under 64 channels read rows in pieces under 256 bytes, 4 KB
+// apart, and ran slower than whole rows. On an Intel Xeon with AVX-512
+// (48 KB L1, 2 MB L2; [4096, 1024], 2 threads, ms), whole rows against
+// blocks: K = 21 4.2-4.5 / 3.2-3.6 (blocks of 160), K = 51 5.0-5.2 /
+// 3.8-5.0 (64), K = 101 5.3-5.6 / 5.0-5.6 (64; whole rows kept), K = 201
+// 9.1-9.8 / 4.9-5.9 (64). Only for the vector loops (float, avx2 and
+// avx512 paths): the scalar loop is not bound by the tables, and double
+// (K = 51) went from 13 to 16 ms in blocks.
 template <typename T, typename Acc>
 int64 TileChannels(const SplineLoops& loops, int64 knots, int64 channels) {
+  constexpr int64 kMinChannels = 64;
   if (!std::is_same<T, float>::value || !loops.vector ||
       loops.path == CpuPath::kBaseline) {
     return channels;
   }
-  constexpr int64 kTableBytes = 40 << 10;
-  const int64 fit = kTableBytes / (3 * knots * int64{sizeof(Acc)});
-  return std::max<int64>(64, fit / 16 * 16);
+  const CpuCaches& caches = CpuCacheSizes();
+  const int64 per_channel = 3 * knots * int64{sizeof(Acc)};
+  const int64 fit = caches.l1_data * 5 / 6 / per_channel;
+  if (fit >= kMinChannels) return fit / 16 * 16;
+  if (channels * per_channel > caches.l2) return kMinChannels;
+  return channels;
 }
 
 // fn(piece) over [begin, end) as ForEachRun, but channels-last ranges go
