@@ -4,19 +4,21 @@
 // int64.
 //
 // Float only, 8 elements at a time on the avx2 and avx512 paths (scalar
-// loads of the coefficient pairs, LoadPairs; the avx512 forward gathers
-// them, GatherPairs), 4 with SSE2 on the baseline path (forward only: its
-// backward returns 0). The avx512 path keeps 8 lanes: on an Intel Xeon
-// with AVX-512 (one thread, [4096, 1024], K = 51) 16 lanes with two
-// AVX-512 gathers ran forward in 3.2 ms and backward in 7.0 ms, 16 lanes of
-// scalar pair loads in 3.5 and 7.4 ms, and these 8-lane loops in 2.95 and
-// 6.65 ms: the loop is bound by the table accesses at data-dependent
-// indices, which wider vectors do not make fewer.
+// loads of the coefficient pairs, LoadPairs, and scalar updates of the
+// partial-sum pairs, AddPairs; the avx512 path gathers and scatters them
+// instead, GatherPairs and ScatterAddPairs), 4 with SSE2 on the baseline
+// path (forward only: its backward returns 0). The avx512 path keeps 8
+// lanes: on an Intel Xeon with AVX-512 (one thread, [4096, 1024], K = 51)
+// 16 lanes with two AVX-512 gathers ran forward in 3.2 ms and backward in
+// 7.0 ms, 16 lanes of scalar pair loads in 3.5 and 7.4 ms, and the 8-lane
+// loops in 2.95 and 6.65 ms: the loop is bound by the table accesses at
+// data-dependent indices, which wider vectors do not make fewer.
+//
 // The forward takes one run of n elements, the backward a tile (every row
-// of a column block, spline_cpu.cc); each processes the largest multiple of
-// the vector width of a row and returns it, and the caller finishes each
-// row with the scalar loop. Same operations in the same
-// order as the scalar loops, without FMA contraction (hence
+// of a column block, spline_cpu.cc); each processes the largest multiple
+// of the vector width of a row and returns it, and the caller finishes
+// each row with the scalar loop. Same operations in the same order as the
+// scalar loops, without FMA contraction (hence
 // `optimize("fp-contract=off")` below, the paths' targets enabling FMA), so
 // results are bitwise identical whichever path runs. Require channels * K <
 // 2^31 and K <= 2^24 (int32 indices; K - 2 exact in float), checked by
@@ -137,10 +139,8 @@ inline void LoadPairs(const float* table, const int* at, __m256* first,
 // forward only: on an Intel Xeon with AVX-512 (one thread, [4096, 1024],
 // K = 51) it took 2.2-2.4 ms this way against 2.9-3.0 ms with LoadPairs,
 // whose lane extractions (GCC turns StoreIndices' reloads into vpextrd) and
-// pair inserts all queue for one shuffle port. The backward, which needs
-// the indices as integers for AddPairs anyway, gained nothing from gathers
-// (nor from AVX-512 scatters for AddPairs). Not on the avx2 path: on Zen 3
-// LoadPairs was ~10% faster than these gathers.
+// pair inserts all queue for one shuffle port. Not on the avx2 path: on
+// Zen 3 LoadPairs was ~10% faster than these gathers.
 inline void GatherPairs(const float* table, __m256i index, __m256* first,
                         __m256* second) {
   const __m256i order =
@@ -152,6 +152,31 @@ inline void GatherPairs(const float* table, __m256i index, __m256* first,
       _mm256_i32gather_pd(base, _mm256_extracti128_si256(order, 1), 4));
   *first = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
   *second = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+}
+#endif
+
+#if TFKAF_SIMD_AVX512
+// AddPairs for a channels-last vector, whose 8 lanes are 8 channels and so
+// 8 distinct pairs: the lanes' (w0, ug) pairs as _mm256_unpack{lo,hi}_ps
+// leave them (lanes 0 1 4 5, then 2 3 6 7), the old pairs read in that
+// order by one 64-bit gather, and the sums written back by one 64-bit
+// scatter. The same additions as AddPairs', so the same bits. With the
+// slope gathered too, `tfkaf bench`'s spline forward+backward went from
+// 1.34-1.38x to 1.28-1.32x relu (2 threads, Intel Xeon); without the
+// column blocks (partial sums in L2) these gained nothing. (GCC vector
+// casts and __builtin_shufflevector instead of intrinsics, so that the
+// native check's AVX-512 emulation needs only the gather and the scatter.)
+inline void ScatterAddPairs(float* acc, __m256i index, __m256 w0,
+                            __m256 ug) {
+  const __m256i order =
+      _mm256_permute4x64_epi64(index, _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256d lo = _mm256_castps_pd(_mm256_unpacklo_ps(w0, ug));
+  const __m256d hi = _mm256_castps_pd(_mm256_unpackhi_ps(w0, ug));
+  const __m512d pairs = __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6,
+                                                7);
+  const __m512d old = _mm512_i32gather_pd(order, acc, 8);
+  _mm512_i32scatter_pd(acc, order, (__m512d)((__m512)old + (__m512)pairs),
+                       8);
 }
 #endif
 
@@ -201,17 +226,32 @@ inline int64 BackwardVector(const Grid<float>& grid, const Tile& t,
         __builtin_prefetch(dx + j + ahead, 1);
       }
       const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
+#if TFKAF_SIMD_AVX512
+      const __m256 slope = _mm256_i32gather_ps(slopes, s.index, 4);
+#else
       alignas(32) int at[8];
       StoreIndices(at, s.index);
       __m256 slope, unused;  // (slopes[i + 1] is unused)
       LoadPairs(slopes, at, &slope, &unused);
+#endif
       // The slope, or t itself where t is NaN (as the scalar loop).
       const __m256 d =
           _mm256_blendv_ps(s.t, slope, _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
       const __m256 g = _mm256_loadu_ps(dy + j);
       _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
       const __m256 ug = _mm256_mul_ps(s.u, g);
-      AddPairs(acc, at, _mm256_sub_ps(g, ug), ug);
+      const __m256 w0 = _mm256_sub_ps(g, ug);
+#if TFKAF_SIMD_AVX512
+      if (channel_stride > 0) {
+        ScatterAddPairs(acc, s.index, w0, ug);
+      } else {
+        alignas(32) int at[8];
+        StoreIndices(at, s.index);
+        AddPairs(acc, at, w0, ug);
+      }
+#else
+      AddPairs(acc, at, w0, ug);
+#endif
       base = _mm256_add_epi32(base, k.step);
     }
   }

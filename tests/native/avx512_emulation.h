@@ -6,7 +6,8 @@
 // vector code (KAF, 2D-KAF: 64-byte vectors) is then compiled as pairs of
 // AVX2 registers, and its intrinsics (kaf_cpu_simd.h: the exponential's
 // vrndscale and vscalef, the Gaussian bases' masked stores, the reciprocal's
-// vrcp14) come from here.
+// vrcp14; spline_cpu_simd.h: the backward's 64-bit gather and scatter) come
+// from here.
 //
 // Each function follows Intel's definition of the instruction for the
 // operands the kernels pass: vrndscale with imm 0 (round to nearest even,
@@ -107,6 +108,33 @@ inline void mask_storeu_pd(void* p, __mmask8 k, __m512d v) {
   StoreMasked<double, 8>(static_cast<double*>(p), k, v);
 }
 
+// vgatherdpd / vscatterdpd with all lanes enabled: lane l at
+// base + index[l] * scale bytes (8-byte lanes, moved as bits). The
+// scatter writes the lanes in order, as the instruction does.
+inline __m512d i32gather_pd(__m256i index, void const* base, int scale) {
+  std::int32_t at[8];
+  double lanes[8];
+  std::memcpy(at, &index, 32);
+  for (int l = 0; l < 8; ++l) {
+    std::memcpy(lanes + l,
+                static_cast<const char*>(base) + std::int64_t{at[l]} * scale,
+                8);
+  }
+  __m512d out;
+  std::memcpy(&out, lanes, 64);
+  return out;
+}
+inline void i32scatter_pd(void* base, __m256i index, __m512d v, int scale) {
+  std::int32_t at[8];
+  double lanes[8];
+  std::memcpy(at, &index, 32);
+  std::memcpy(lanes, &v, 64);
+  for (int l = 0; l < 8; ++l) {
+    std::memcpy(static_cast<char*>(base) + std::int64_t{at[l]} * scale,
+                lanes + l, 8);
+  }
+}
+
 }  // namespace tfkaf_avx512_emulation
 
 // Some of these are macros in GCC's headers (without optimisation or
@@ -130,5 +158,9 @@ inline void mask_storeu_pd(void* p, __mmask8 k, __m512d v) {
 #define _mm512_mask_storeu_ps TFKAF_AVX512_EMULATE(mask_storeu_ps)
 #undef _mm512_mask_storeu_pd
 #define _mm512_mask_storeu_pd TFKAF_AVX512_EMULATE(mask_storeu_pd)
+#undef _mm512_i32gather_pd
+#define _mm512_i32gather_pd TFKAF_AVX512_EMULATE(i32gather_pd)
+#undef _mm512_i32scatter_pd
+#define _mm512_i32scatter_pd TFKAF_AVX512_EMULATE(i32scatter_pd)
 
 #endif  // TFKAF_TESTS_NATIVE_AVX512_EMULATION_H_
