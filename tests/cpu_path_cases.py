@@ -7,9 +7,11 @@ KAF (all three kernels; the Gaussian also with 48 centres, which the CPU
 walks in two runs), 2D-KAF (also on a 30 x 30 grid, two runs a side) and the
 spline, forward and backward, channels-last and channels-first, float32 and
 float64, with sizes that leave partial vectors of every width (4, 8 and 16
-lanes). One more spline case, spline-51 ([1701, 203], K = 51), is large
-enough for the backward's column tiles (blocks of 64 channels and one of 11,
-8 lanes and a scalar tail) and for chunks that start and end inside a row.
+lanes). One more spline case, spline-wide ([301, 700], K = 11), is wide
+enough for the backward's column blocks on any L1 data cache from 32 KB
+to 64 KB (blocks of 192 to 400 channels, the last one ending in a scalar
+tail), and long enough for reduction chunks that start and end inside a
+row.
 """
 
 import numpy as np
@@ -28,8 +30,8 @@ X_RANGE = (-2.0, 2.0)  # spline grid
 # with tails), channels-first runs of 21 positions, and channels-last rows of
 # 37 channels (two full 16-lane vectors and a tail).
 LAYOUTS = (((33, 19), -1), ((3, 19, 21), 1), ((9, 37), -1))
-# spline-51's [rows, channels]: 4 reduction chunks of 425.25 rows.
-SPLINE_TILES_SHAPE = (1701, 203)
+# spline-wide's [rows, channels]: 3 reduction chunks of ~100.3 rows.
+SPLINE_WIDE_SHAPE = (301, 700)
 TOL = {"float32": dict(rtol=1e-4, atol=1e-4),
        "float64": dict(rtol=1e-9, atol=1e-10)}
 PARTS = ("y", "dx", "dparam")
@@ -38,7 +40,7 @@ PARTS = ("y", "dx", "dparam")
 def inputs():
   """"op/dtype/axis:channels/part" -> array, for the parts x, dy and param
   of every op, layout and dtype. op is gaussian, gaussian-48, relu,
-  softplus, kaf2d, kaf2d-30, spline or spline-51 (one layout)."""
+  softplus, kaf2d, kaf2d-30, spline or spline-wide (one layout)."""
   rng = np.random.default_rng(7)
   cases = {}
   for dtype in DTYPES:
@@ -61,10 +63,10 @@ def inputs():
       # a 30 x 30 grid: the default gamma walks each side in two runs
       cases[("kaf2d-30", dtype, layout)] = (x2, dy, rng.standard_normal(
           (channels, 900)))
-    shape = SPLINE_TILES_SHAPE
-    cases[("spline-51", dtype, f"-1:{shape[1]}")] = (
+    shape = SPLINE_WIDE_SHAPE
+    cases[("spline-wide", dtype, f"-1:{shape[1]}")] = (
         rng.uniform(-3.0, 3.0, shape), rng.standard_normal(shape),
-        rng.standard_normal((shape[1], 51)))
+        rng.standard_normal((shape[1], 11)))
   out = {}
   for (op, dtype, layout), arrays in cases.items():
     for part, value in zip(("x", "dy", "param"), arrays):
