@@ -133,9 +133,16 @@ inline void LoadPairs(const float* table, const int* at, __m256* first,
 
 
 #if TFKAF_SIMD_AVX512
-// LoadPairs by two 4-lane 64-bit gathers straight from the index vector:
-// lanes 0 1 4 5 of `index` into lo, 2 3 6 7 into hi (one vpermq), so that
-// LoadPairs' shuffles put the pairs in lane order. The avx512 path's
+// The index vector's lanes in the order 0 1 4 5 2 3 6 7 (one vpermq): that
+// of the pairs that _mm256_unpack{lo,hi}_ps make of two vectors, and that
+// _mm256_shuffle_ps takes them apart from.
+inline __m256i PairOrder(__m256i index) {
+  return _mm256_permute4x64_epi64(index, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+// LoadPairs by two 4-lane 64-bit gathers straight from the index vector,
+// in PairOrder: lanes 0 1 4 5 into lo, 2 3 6 7 into hi, so that LoadPairs'
+// shuffles put the pairs in lane order. The avx512 path's
 // forward only: on an Intel Xeon with AVX-512 (one thread, [4096, 1024],
 // K = 51) it took 2.2-2.4 ms this way against 2.9-3.0 ms with LoadPairs,
 // whose lane extractions (GCC turns StoreIndices' reloads into vpextrd) and
@@ -143,8 +150,7 @@ inline void LoadPairs(const float* table, const int* at, __m256* first,
 // Zen 3 LoadPairs was ~10% faster than these gathers.
 inline void GatherPairs(const float* table, __m256i index, __m256* first,
                         __m256* second) {
-  const __m256i order =
-      _mm256_permute4x64_epi64(index, _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256i order = PairOrder(index);
   const double* base = reinterpret_cast<const double*>(table);
   const __m256 lo = _mm256_castpd_ps(
       _mm256_i32gather_pd(base, _mm256_castsi256_si128(order), 4));
@@ -153,13 +159,11 @@ inline void GatherPairs(const float* table, __m256i index, __m256* first,
   *first = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
   *second = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
 }
-#endif
 
-#if TFKAF_SIMD_AVX512
 // AddPairs for a channels-last vector, whose 8 lanes are 8 channels and so
 // 8 distinct pairs: the lanes' (w0, ug) pairs as _mm256_unpack{lo,hi}_ps
-// leave them (lanes 0 1 4 5, then 2 3 6 7), the old pairs read in that
-// order by one 64-bit gather, and the sums written back by one 64-bit
+// leave them (PairOrder), the old pairs read in that order by one 64-bit
+// gather, and the sums written back by one 64-bit
 // scatter. The same additions as AddPairs', so the same bits. With the
 // slope gathered too, `tfkaf bench`'s spline forward+backward went from
 // 1.34-1.38x to 1.28-1.32x relu (2 threads, Intel Xeon); without the
@@ -168,8 +172,7 @@ inline void GatherPairs(const float* table, __m256i index, __m256* first,
 // native check's AVX-512 emulation needs only the gather and the scatter.)
 inline void ScatterAddPairs(float* acc, __m256i index, __m256 w0,
                             __m256 ug) {
-  const __m256i order =
-      _mm256_permute4x64_epi64(index, _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256i order = PairOrder(index);
   const __m256d lo = _mm256_castps_pd(_mm256_unpacklo_ps(w0, ug));
   const __m256d hi = _mm256_castps_pd(_mm256_unpackhi_ps(w0, ug));
   const __m512d pairs = __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6,
@@ -177,6 +180,49 @@ inline void ScatterAddPairs(float* acc, __m256i index, __m256 w0,
   const __m512d old = _mm512_i32gather_pd(order, acc, 8);
   _mm512_i32scatter_pd(acc, order, (__m512d)((__m512)old + (__m512)pairs),
                        8);
+}
+#endif
+
+// Each path's table accesses in the loops below: the coefficient pairs of
+// the forward, the slopes and the pair updates of the backward. `at`
+// receives the lanes' indices where a path reads through them
+// (StoreIndices).
+#if TFKAF_SIMD_AVX512
+inline void CoefficientPairs(const float* coeff, __m256i index, __m256* c0,
+                             __m256* c1) {
+  GatherPairs(coeff, index, c0, c1);
+}
+inline __m256 Slopes(const float* slopes, __m256i index, int*) {
+  return _mm256_i32gather_ps(slopes, index, 4);
+}
+// ScatterAddPairs where the lanes are channels (channel_stride > 0), else
+// AddPairs: the lanes of one channel's run may share a pair.
+inline void UpdatePairs(float* acc, __m256i index, int* at,
+                        int64 channel_stride, __m256 w0, __m256 ug) {
+  if (channel_stride > 0) {
+    ScatterAddPairs(acc, index, w0, ug);
+    return;
+  }
+  StoreIndices(at, index);
+  AddPairs(acc, at, w0, ug);
+}
+#else
+inline void CoefficientPairs(const float* coeff, __m256i index, __m256* c0,
+                             __m256* c1) {
+  alignas(32) int at[8];
+  StoreIndices(at, index);
+  LoadPairs(coeff, at, c0, c1);
+}
+inline __m256 Slopes(const float* slopes, __m256i index, int* at) {
+  StoreIndices(at, index);
+  __m256 slope, unused;  // (slopes[i + 1] is unused)
+  LoadPairs(slopes, at, &slope, &unused);
+  return slope;
+}
+// AddPairs at the indices that Slopes stored.
+inline void UpdatePairs(float* acc, __m256i, int* at, int64, __m256 w0,
+                        __m256 ug) {
+  AddPairs(acc, at, w0, ug);
 }
 #endif
 
@@ -189,13 +235,7 @@ inline int64 ForwardVector(const Grid<float>& grid, const float* x,
   for (int64 j = 0; j < done; j += 8) {
     const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
     __m256 c0, c1;
-#if TFKAF_SIMD_AVX512
-    GatherPairs(coeff, s.index, &c0, &c1);
-#else
-    alignas(32) int at[8];
-    StoreIndices(at, s.index);
-    LoadPairs(coeff, at, &c0, &c1);
-#endif
+    CoefficientPairs(coeff, s.index, &c0, &c1);
     _mm256_storeu_ps(
         y + j, _mm256_add_ps(c0, _mm256_mul_ps(s.u, _mm256_sub_ps(c1, c0))));
     base = _mm256_add_epi32(base, k.step);
@@ -226,14 +266,8 @@ inline int64 BackwardVector(const Grid<float>& grid, const Tile& t,
         __builtin_prefetch(dx + j + ahead, 1);
       }
       const Segments s = Segment(k, _mm256_loadu_ps(x + j), base);
-#if TFKAF_SIMD_AVX512
-      const __m256 slope = _mm256_i32gather_ps(slopes, s.index, 4);
-#else
       alignas(32) int at[8];
-      StoreIndices(at, s.index);
-      __m256 slope, unused;  // (slopes[i + 1] is unused)
-      LoadPairs(slopes, at, &slope, &unused);
-#endif
+      const __m256 slope = Slopes(slopes, s.index, at);
       // The slope, or t itself where t is NaN (as the scalar loop).
       const __m256 d =
           _mm256_blendv_ps(s.t, slope, _mm256_cmp_ps(s.t, s.t, _CMP_ORD_Q));
@@ -241,17 +275,7 @@ inline int64 BackwardVector(const Grid<float>& grid, const Tile& t,
       _mm256_storeu_ps(dx + j, _mm256_mul_ps(g, d));
       const __m256 ug = _mm256_mul_ps(s.u, g);
       const __m256 w0 = _mm256_sub_ps(g, ug);
-#if TFKAF_SIMD_AVX512
-      if (channel_stride > 0) {
-        ScatterAddPairs(acc, s.index, w0, ug);
-      } else {
-        alignas(32) int at[8];
-        StoreIndices(at, s.index);
-        AddPairs(acc, at, w0, ug);
-      }
-#else
-      AddPairs(acc, at, w0, ug);
-#endif
+      UpdatePairs(acc, s.index, at, channel_stride, w0, ug);
       base = _mm256_add_epi32(base, k.step);
     }
   }
